@@ -1,0 +1,292 @@
+//! The application, shaped like an ABCI application: InitChain, CheckTx, FinalizeBlock and
+//! Commit. The dev block producer drives it (a CometBFT front could instead), and every
+//! registered `CommitListener` receives each block's change set right after Commit.
+
+use crate::address::Addr;
+use crate::genesis::Genesis;
+use crate::state::{Ctx, Params, TxError};
+use crate::store::{MultiStore, WriteSet};
+use crate::tx::{self, DecodedTx};
+use num_bigint::BigUint;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::SystemTime;
+use stream_abci_listener::{BlockCommit, CommitListener};
+
+/// The result of one transaction in a block (or of CheckTx).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxOutcome {
+    /// Tx hash.
+    pub hash: String,
+    /// 0 on success.
+    pub code: u32,
+    /// Codespace of a failure.
+    pub codespace: &'static str,
+    /// Log of a failure.
+    pub log: String,
+}
+
+impl TxOutcome {
+    /// Outcome of a result.
+    pub fn new(hash: String, result: Result<(), TxError>) -> Self {
+        match result {
+            Ok(()) => TxOutcome {
+                hash,
+                code: 0,
+                codespace: "",
+                log: String::new(),
+            },
+            Err(e) => TxOutcome {
+                hash,
+                code: e.code,
+                codespace: e.codespace,
+                log: e.log,
+            },
+        }
+    }
+}
+
+/// An operation only the dev chain offers, applied at the start of a block.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DevOp {
+    /// Slash a validator by `fraction_raw` / 10^18 of its tokens.
+    Slash {
+        /// Validator operator.
+        validator: Addr,
+        /// LegacyDec raw fraction in (0, 10^18].
+        fraction_raw: BigUint,
+    },
+}
+
+/// Outcome of a `DevOp::Slash`: tokens burned and tokens left.
+pub type SlashOutcome = Result<(BigUint, BigUint), TxError>;
+
+/// A committed block.
+#[derive(Debug, Clone)]
+pub struct Block {
+    /// Height.
+    pub height: i64,
+    /// Time.
+    pub time: SystemTime,
+    /// Block hash (SHA-256 over the previous hash, height, time and txs).
+    pub hash: [u8; 32],
+    /// Transactions, in order.
+    pub txs: Vec<Vec<u8>>,
+    /// Their results.
+    pub results: Vec<TxOutcome>,
+}
+
+/// State as of a committed height.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The block.
+    pub block: Arc<Block>,
+    /// All stores after it.
+    pub state: MultiStore,
+}
+
+/// FinalizeBlock's input.
+pub struct BlockProposal {
+    /// Height (last + 1).
+    pub height: i64,
+    /// Time (after the last block's).
+    pub time: SystemTime,
+    /// Transactions.
+    pub txs: Vec<Vec<u8>>,
+    /// Dev operations.
+    pub dev_ops: Vec<DevOp>,
+}
+
+/// The application.
+pub struct App {
+    chain_id: String,
+    params: Params,
+    last: Arc<Committed>,
+    /// Genesis writes waiting for block 1 (InitChain state is committed with the first block,
+    /// as in the SDK, so block 1's change set carries the genesis state).
+    genesis_writes: Option<WriteSet>,
+    pending: Option<(Ctx, Block)>,
+    listeners: Vec<Arc<dyn CommitListener>>,
+}
+
+impl App {
+    /// InitChain.
+    pub fn init_chain(genesis: &Genesis) -> Result<App, String> {
+        let params = genesis.params()?;
+        let time = genesis.time()?;
+        let mut ctx = Ctx {
+            ws: WriteSet::new(MultiStore::default()),
+            height: 0,
+            time,
+            params: params.clone(),
+        };
+        genesis.apply(&mut ctx)?;
+        let last = Arc::new(Committed {
+            block: Arc::new(Block {
+                height: 0,
+                time,
+                hash: [0; 32],
+                txs: Vec::new(),
+                results: Vec::new(),
+            }),
+            state: MultiStore::default(),
+        });
+        Ok(App {
+            chain_id: genesis.chain_id.clone(),
+            params,
+            last,
+            genesis_writes: Some(ctx.ws),
+            pending: None,
+            listeners: Vec::new(),
+        })
+    }
+
+    /// Registers a listener for committed change sets.
+    pub fn add_listener(&mut self, listener: Arc<dyn CommitListener>) {
+        self.listeners.push(listener);
+    }
+
+    /// Chain id.
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    /// Chain parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The last committed block and state.
+    pub fn last(&self) -> Arc<Committed> {
+        self.last.clone()
+    }
+
+    /// A fresh CheckTx context on top of the last committed state.
+    pub fn check_context(&self) -> Ctx {
+        Ctx {
+            ws: WriteSet::new(self.last.state.clone()),
+            height: self.last.block.height + 1,
+            time: self.last.block.time,
+            params: self.params.clone(),
+        }
+    }
+
+    /// CheckTx: decoding and the ante checks against `check` (which accumulates the
+    /// sequences of transactions already in the mempool). Messages are not executed, as in
+    /// the SDK; their failures show in the block result.
+    pub fn check_tx(&self, check: &mut Ctx, bytes: &[u8]) -> Result<DecodedTx, (String, TxError)> {
+        let hash = tx::tx_hash(bytes);
+        let decoded = tx::decode_tx(bytes, &self.params.prefixes).map_err(|e| (hash.clone(), e))?;
+        let cp = check.ws.checkpoint();
+        if let Err(e) = tx::ante(check, &decoded, &self.chain_id) {
+            check.ws.rollback(cp);
+            return Err((hash, e));
+        }
+        Ok(decoded)
+    }
+
+    /// FinalizeBlock: dev operations, every transaction (ante, then messages; a failed
+    /// message rolls back its own writes only), then end-block maturity of unbondings.
+    /// Returns the transaction results and the dev operations' outcomes.
+    pub fn finalize_block(&mut self, p: BlockProposal) -> (Vec<TxOutcome>, Vec<SlashOutcome>) {
+        assert_eq!(
+            p.height,
+            self.last.block.height + 1,
+            "blocks are finalized in order"
+        );
+        let ws = self
+            .genesis_writes
+            .take()
+            .unwrap_or_else(|| WriteSet::new(self.last.state.clone()));
+        let mut ctx = Ctx {
+            ws,
+            height: p.height,
+            time: p.time,
+            params: self.params.clone(),
+        };
+        let mut dev_results = Vec::new();
+        for op in &p.dev_ops {
+            match op {
+                DevOp::Slash {
+                    validator,
+                    fraction_raw,
+                } => {
+                    let cp = ctx.ws.checkpoint();
+                    let r = ctx.slash(validator, fraction_raw);
+                    if r.is_err() {
+                        ctx.ws.rollback(cp);
+                    }
+                    dev_results.push(r);
+                }
+            }
+        }
+        let mut results = Vec::with_capacity(p.txs.len());
+        for bytes in &p.txs {
+            let hash = tx::tx_hash(bytes);
+            let outcome = match tx::decode_tx(bytes, &self.params.prefixes) {
+                Err(e) => Err(e),
+                Ok(decoded) => {
+                    let cp = ctx.ws.checkpoint();
+                    match tx::ante(&mut ctx, &decoded, &self.chain_id) {
+                        Err(e) => {
+                            ctx.ws.rollback(cp);
+                            Err(e)
+                        }
+                        Ok(()) => {
+                            let cp = ctx.ws.checkpoint();
+                            let r = tx::execute(&mut ctx, &decoded.msgs);
+                            if r.is_err() {
+                                ctx.ws.rollback(cp);
+                            }
+                            r
+                        }
+                    }
+                }
+            };
+            results.push(TxOutcome::new(hash, outcome));
+        }
+        if let Err(e) = ctx.complete_matured() {
+            // Pools always cover matured entries; reaching this is a state-machine bug.
+            tracing::error!(height = p.height, error = %e, "completing matured unbondings failed");
+        }
+        let mut h = Sha256::new();
+        h.update(self.last.block.hash);
+        h.update(p.height.to_be_bytes());
+        h.update(prost::Message::encode_to_vec(&crate::state::timestamp(
+            p.time,
+        )));
+        for t in &p.txs {
+            h.update(Sha256::digest(t));
+        }
+        let block = Block {
+            height: p.height,
+            time: p.time,
+            hash: h.finalize().into(),
+            txs: p.txs,
+            results: results.clone(),
+        };
+        self.pending = Some((ctx, block));
+        (results, dev_results)
+    }
+
+    /// Commit: the finalized block becomes the last committed state, then every listener
+    /// receives its change set.
+    pub fn commit(&mut self) -> Arc<Committed> {
+        let (ctx, block) = self.pending.take().expect("commit follows finalize_block");
+        let (state, changes) = ctx.ws.finish();
+        let committed = Arc::new(Committed {
+            block: Arc::new(block),
+            state,
+        });
+        self.last = committed.clone();
+        let commit = Arc::new(BlockCommit {
+            height: committed.block.height,
+            time: committed.block.time,
+            changes,
+        });
+        for l in &self.listeners {
+            l.on_commit(commit.clone());
+        }
+        committed
+    }
+}

@@ -1,0 +1,143 @@
+//! `streamd start`: loads the home, runs InitChain, serves gRPC and produces blocks until
+//! Ctrl-C / SIGTERM.
+
+use super::HomeArg;
+use crate::app::App;
+use crate::config::{NodeConfig, parse_api_address, parse_grpc_address};
+use crate::genesis::Genesis;
+use crate::node::Node;
+use anyhow::{Context, anyhow};
+use clap::Args;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Simulated transactions per block with `--dev` when `--simulate` is not given.
+const DEV_SIMULATE: u32 = 5;
+
+/// `streamd start` arguments.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    home: HomeArg,
+    /// Development mode: initialise the home if it does not exist and simulate traffic
+    /// (5 txs per block unless --simulate says otherwise).
+    #[arg(long)]
+    dev: bool,
+    /// Time between blocks (e.g. 1s, 200ms).
+    #[arg(long, default_value = "1s")]
+    block_time: humantime::Duration,
+    /// Built-in traffic: signed sends, delegations, undelegations, redelegations and
+    /// cancellations per block (0 = none).
+    #[arg(long, value_name = "TXS_PER_BLOCK")]
+    simulate: Option<u32>,
+    /// gRPC listen address (overrides app.toml [grpc] address), e.g. 127.0.0.1:9090.
+    #[arg(long = "grpc.address", value_name = "HOST:PORT")]
+    grpc_address: Option<String>,
+    /// API listen address (overrides app.toml [api] address), e.g. tcp://127.0.0.1:1317.
+    #[arg(long = "api.address", value_name = "tcp://HOST:PORT")]
+    api_address: Option<String>,
+}
+
+/// Runs the node.
+pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
+    let home = args.home.home();
+    if args.dev && !home.genesis().exists() {
+        super::init_home(&home, "streamd-dev-1", Duration::from_secs(60), false)?;
+        eprintln!("streamd: initialised a dev home at {}", home.0.display());
+    }
+    let mut config = NodeConfig::load(&home)?;
+    if let Some(a) = &args.grpc_address {
+        parse_grpc_address(a).map_err(|e| anyhow!("--grpc.address: {e}"))?;
+        config.app.grpc.address = a.clone();
+    }
+    if let Some(a) = &args.api_address {
+        parse_api_address(a).map_err(|e| anyhow!("--api.address: {e}"))?;
+        config.app.api.address = a.clone();
+    }
+    let block_time: Duration = args.block_time.into();
+    if block_time < Duration::from_millis(10) {
+        anyhow::bail!("--block-time must be at least 10ms");
+    }
+    let genesis_text = home.read(&home.genesis())?;
+    let genesis: Genesis = serde_json::from_str(&genesis_text)
+        .with_context(|| format!("{}: invalid genesis", home.genesis().display()))?;
+    let app =
+        App::init_chain(&genesis).map_err(|e| anyhow!("{}: {e}", home.genesis().display()))?;
+    let simulate = args
+        .simulate
+        .unwrap_or(if args.dev { DEV_SIMULATE } else { 0 });
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let node = Node::new(app);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        if config.app.grpc.enable {
+            let addr = config.grpc_address(&home)?;
+            let listener = crate::grpc::bind(addr).await?;
+            let routes = crate::grpc::routes(&node)?;
+            let stop = stopped();
+            tasks.spawn(async move {
+                crate::grpc::serve(listener, routes, stop)
+                    .await
+                    .map_err(|e| anyhow!("gRPC server: {e}"))
+            });
+        }
+        let api = config.api_address(&home)?;
+        eprintln!(
+            "streamd: chain {} | gRPC {} | API {} | block time {} | simulate {simulate} tx/block",
+            node.chain_id(),
+            if config.app.grpc.enable {
+                config.app.grpc.address.as_str()
+            } else {
+                "disabled"
+            },
+            api,
+            humantime::format_duration(block_time),
+        );
+        let producer = node.clone();
+        let stop = stopped();
+        tasks.spawn(async move {
+            producer.run_producer(block_time, stop).await;
+            Ok(())
+        });
+        if simulate > 0 {
+            let sim = node.clone();
+            let stop = stopped();
+            tasks.spawn(async move {
+                crate::simulate::run(sim, simulate, stop).await;
+                Ok(())
+            });
+        }
+        let outcome = tokio::select! {
+            r = shutdown_signal() => r.map_err(anyhow::Error::from),
+            Some(r) = tasks.join_next() => r.map_err(anyhow::Error::from).and_then(|r| r),
+        };
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+        while let Some(r) = tasks.join_next().await {
+            if let Ok(Err(e)) = r {
+                tracing::warn!(error = %e, "task ended with an error during shutdown");
+            }
+        }
+        outcome
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
+}

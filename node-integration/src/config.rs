@@ -1,0 +1,324 @@
+//! The node home: `config/config.toml` (CometBFT), `config/app.toml` (Cosmos SDK) and
+//! `config/genesis.json`, parsed once at startup into typed structs.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A configuration problem, naming the file and what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// File missing or unreadable.
+    #[error("cannot read {path}: {source} (run `streamd init --home {home}` first?)")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The node home.
+        home: String,
+        /// I/O error.
+        source: std::io::Error,
+    },
+    /// TOML/JSON syntax or type error; the message carries the key and position.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Parser message.
+        message: String,
+    },
+    /// A value that parses but is not acceptable.
+    #[error("{path}: key `{key}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Dotted key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Paths inside a node home.
+#[derive(Debug, Clone)]
+pub struct Home(pub PathBuf);
+
+impl Home {
+    /// `config/config.toml`.
+    pub fn config_toml(&self) -> PathBuf {
+        self.0.join("config").join("config.toml")
+    }
+    /// `config/app.toml`.
+    pub fn app_toml(&self) -> PathBuf {
+        self.0.join("config").join("app.toml")
+    }
+    /// `config/genesis.json`.
+    pub fn genesis(&self) -> PathBuf {
+        self.0.join("config").join("genesis.json")
+    }
+    /// Reads a file of the home, with an error that names it.
+    pub fn read(&self, path: &Path) -> Result<String, ConfigError> {
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            home: self.0.display().to_string(),
+            source,
+        })
+    }
+}
+
+/// The parts of CometBFT's `config.toml` the node and the stream module read.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct CometConfig {
+    /// `[rpc]`.
+    #[serde(default)]
+    pub rpc: RpcSection,
+}
+
+/// CometBFT `[rpc]` limits, applied by the stream module to its connections.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct RpcSection {
+    /// Maximum simultaneous connections; 0 = unlimited (CometBFT's definition).
+    #[serde(default = "default_max_open_connections")]
+    pub max_open_connections: u32,
+    /// Maximum subscriptions per client.
+    #[serde(default = "default_max_subscriptions_per_client")]
+    pub max_subscriptions_per_client: u32,
+}
+
+fn default_max_open_connections() -> u32 {
+    900
+}
+fn default_max_subscriptions_per_client() -> u32 {
+    5
+}
+
+impl Default for RpcSection {
+    fn default() -> Self {
+        Self {
+            max_open_connections: default_max_open_connections(),
+            max_subscriptions_per_client: default_max_subscriptions_per_client(),
+        }
+    }
+}
+
+/// The parts of the Cosmos SDK `app.toml` the node reads.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct AppConfig {
+    /// `[grpc]`.
+    #[serde(default)]
+    pub grpc: GrpcSection,
+    /// `[api]`.
+    #[serde(default)]
+    pub api: ApiSection,
+    /// `[telemetry]`.
+    #[serde(default)]
+    pub telemetry: TelemetrySection,
+    /// `[stream]`: the stream module's own table, interpreted by the module.
+    #[serde(default)]
+    pub stream: toml::Table,
+}
+
+/// `[grpc]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct GrpcSection {
+    /// Serve gRPC at all.
+    #[serde(default = "yes")]
+    pub enable: bool,
+    /// `host:port`.
+    #[serde(default = "default_grpc_address")]
+    pub address: String,
+}
+
+impl Default for GrpcSection {
+    fn default() -> Self {
+        Self {
+            enable: true,
+            address: default_grpc_address(),
+        }
+    }
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ApiSection {
+    /// Serve the API port at all.
+    #[serde(default = "yes")]
+    pub enable: bool,
+    /// `tcp://host:port`.
+    #[serde(default = "default_api_address")]
+    pub address: String,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self {
+            enable: true,
+            address: default_api_address(),
+        }
+    }
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct TelemetrySection {
+    /// Serve Prometheus metrics on the API port.
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_grpc_address() -> String {
+    "0.0.0.0:9090".into()
+}
+fn default_api_address() -> String {
+    "tcp://0.0.0.0:1317".into()
+}
+
+/// Everything read from a home at startup.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// config.toml.
+    pub comet: CometConfig,
+    /// app.toml.
+    pub app: AppConfig,
+}
+
+impl NodeConfig {
+    /// Loads and validates config.toml and app.toml of `home`.
+    pub fn load(home: &Home) -> Result<NodeConfig, ConfigError> {
+        let comet: CometConfig = parse_toml(home, &home.config_toml())?;
+        let app: AppConfig = parse_toml(home, &home.app_toml())?;
+        let cfg = NodeConfig { comet, app };
+        cfg.grpc_address(home)?;
+        cfg.api_address(home)?;
+        Ok(cfg)
+    }
+
+    /// The gRPC listen address.
+    pub fn grpc_address(&self, home: &Home) -> Result<SocketAddr, ConfigError> {
+        parse_grpc_address(&self.app.grpc.address).map_err(|message| ConfigError::Invalid {
+            path: home.app_toml(),
+            key: "grpc.address",
+            message,
+        })
+    }
+
+    /// The API listen address (`tcp://host:port` in app.toml).
+    pub fn api_address(&self, home: &Home) -> Result<SocketAddr, ConfigError> {
+        parse_api_address(&self.app.api.address).map_err(|message| ConfigError::Invalid {
+            path: home.app_toml(),
+            key: "api.address",
+            message,
+        })
+    }
+}
+
+/// Parses `host:port` (the `[grpc] address` form).
+pub fn parse_grpc_address(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|e| {
+        format!("{s:?} is not host:port with a numeric IP ({e}); e.g. \"0.0.0.0:9090\"")
+    })
+}
+
+/// Parses `tcp://host:port` (the `[api] address` form).
+pub fn parse_api_address(s: &str) -> Result<SocketAddr, String> {
+    let rest = s
+        .strip_prefix("tcp://")
+        .ok_or_else(|| format!("{s:?} must start with tcp://; e.g. \"tcp://0.0.0.0:1317\""))?;
+    rest.parse()
+        .map_err(|e| format!("{s:?} is not tcp://host:port with a numeric IP ({e})"))
+}
+
+fn parse_toml<T: serde::de::DeserializeOwned>(home: &Home, path: &Path) -> Result<T, ConfigError> {
+    let text = home.read(path)?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// config.toml as `streamd init` writes it.
+pub fn default_config_toml(moniker: &str) -> String {
+    format!(
+        r#"# CometBFT configuration (the subset streamd reads; other CometBFT keys are ignored).
+moniker = "{moniker}"
+
+#######################################################
+###       RPC Server Configuration Options          ###
+#######################################################
+[rpc]
+
+# Maximum number of simultaneous connections (including WebSocket).
+# The stream module applies it to its WebSocket connections and gRPC streams.
+# 0 - unlimited.
+max_open_connections = 900
+
+# Maximum number of unique queries a given client can /subscribe to.
+# The stream module applies it per client IP.
+max_subscriptions_per_client = 5
+"#
+    )
+}
+
+/// app.toml as `streamd init` writes it.
+pub fn default_app_toml() -> String {
+    r#"# Cosmos SDK application configuration (the subset streamd reads).
+
+###############################################################################
+###                           API Configuration                             ###
+###############################################################################
+[api]
+# Serve the API port (WebSocket streams and /metrics of the stream module).
+enable = true
+address = "tcp://0.0.0.0:1317"
+
+###############################################################################
+###                           gRPC Configuration                            ###
+###############################################################################
+[grpc]
+enable = true
+address = "0.0.0.0:9090"
+
+###############################################################################
+###                         Telemetry Configuration                         ###
+###############################################################################
+[telemetry]
+enabled = true
+
+###############################################################################
+###                          Stream module                                  ###
+###############################################################################
+[stream]
+enable = true
+"#
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_absent_keys_default() {
+        let c: CometConfig = toml::from_str(&default_config_toml("x")).unwrap();
+        assert_eq!(c.rpc.max_open_connections, 900);
+        assert_eq!(c.rpc.max_subscriptions_per_client, 5);
+        let c: CometConfig = toml::from_str("[rpc]\n").unwrap();
+        assert_eq!(c.rpc.max_open_connections, 900);
+        let a: AppConfig = toml::from_str(&default_app_toml()).unwrap();
+        assert_eq!(parse_grpc_address(&a.grpc.address).unwrap().port(), 9090);
+        assert_eq!(parse_api_address(&a.api.address).unwrap().port(), 1317);
+        assert!(a.telemetry.enabled);
+    }
+
+    #[test]
+    fn bad_addresses_say_what_to_write() {
+        assert!(
+            parse_api_address("0.0.0.0:1317")
+                .unwrap_err()
+                .contains("tcp://")
+        );
+        assert!(parse_grpc_address("localhost").is_err());
+    }
+}

@@ -1,0 +1,210 @@
+//! The node's gRPC server: the standard Cosmos SDK queries and tx service, the dev service,
+//! and server reflection (v1 and v1alpha, so grpcurl 1.8 works without proto files).
+
+// Handlers return tonic's `Status` directly: it is the error type of every gRPC method.
+#![allow(clippy::result_large_err)]
+
+mod auth;
+mod bank;
+mod dev;
+mod staking;
+mod tendermint;
+mod tx;
+
+use crate::app::Committed;
+use crate::node::{Node, VersionError};
+use cosmos_sdk_proto::cosmos::base::query::v1beta1::{PageRequest, PageResponse};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tonic::metadata::MetadataValue;
+use tonic::service::Routes;
+use tonic::{Request, Response, Status};
+
+/// Metadata key selecting (request) and reporting (response) the query height.
+pub const HEIGHT_HEADER: &str = "x-cosmos-block-height";
+
+/// Default page size of list queries (the SDK's).
+const DEFAULT_LIMIT: u64 = 100;
+
+/// Every gRPC service of the node, ready to serve; the stream module adds its own.
+pub fn routes(node: &Node) -> Result<Routes, tonic_reflection::server::Error> {
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(stream_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(stream_proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let mut routes = Routes::builder();
+    routes
+        .add_service(bank::service(node.clone()))
+        .add_service(staking::service(node.clone()))
+        .add_service(auth::service(node.clone()))
+        .add_service(tx::service(node.clone()))
+        .add_service(tendermint::service(node.clone()))
+        .add_service(dev::service(node.clone()))
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+    Ok(routes.routes())
+}
+
+/// Serves `routes` on `addr` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    routes: Routes,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tonic::transport::Server::builder()
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}
+
+/// Binds the gRPC port with a clear error.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen for gRPC on {addr}: {e} (is another node running? set --grpc.address)"
+        )
+    })
+}
+
+/// The committed state a query asks for with `x-cosmos-block-height` (latest without it).
+fn version<T>(node: &Node, req: &Request<T>) -> Result<Arc<Committed>, Status> {
+    let height = match req.metadata().get(HEIGHT_HEADER) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .filter(|h| *h >= 0)
+                .ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "{HEIGHT_HEADER} must be a non-negative integer"
+                    ))
+                })?,
+        ),
+    };
+    node.version(height).map_err(|e| match e {
+        VersionError::NoBlocks => Status::unavailable(e.to_string()),
+        _ => Status::invalid_argument(e.to_string()),
+    })
+}
+
+/// A response stamped with the height it answers at.
+fn at_height<T>(v: &Committed, msg: T) -> Response<T> {
+    let mut resp = Response::new(msg);
+    resp.metadata_mut()
+        .insert(HEIGHT_HEADER, MetadataValue::from(v.block.height));
+    resp
+}
+
+fn invalid(e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+/// Applies an SDK `PageRequest` to items in store-key order.
+fn paginate<T>(
+    items: Vec<(Vec<u8>, T)>,
+    page: Option<PageRequest>,
+) -> Result<(Vec<T>, Option<PageResponse>), Status> {
+    let page = page.unwrap_or_default();
+    if !page.key.is_empty() && page.offset > 0 {
+        return Err(Status::invalid_argument(
+            "invalid request, either offset or key is expected, got both",
+        ));
+    }
+    let total = items.len() as u64;
+    let mut items = items;
+    if page.reverse {
+        items.reverse();
+    }
+    let start = if !page.key.is_empty() {
+        items
+            .iter()
+            .position(|(k, _)| {
+                if page.reverse {
+                    *k <= page.key
+                } else {
+                    *k >= page.key
+                }
+            })
+            .unwrap_or(items.len())
+    } else {
+        (page.offset as usize).min(items.len())
+    };
+    let limit = if page.limit == 0 {
+        DEFAULT_LIMIT
+    } else {
+        page.limit
+    } as usize;
+    let mut rest = items.split_off(start);
+    let next_key = if rest.len() > limit {
+        rest[limit].0.clone()
+    } else {
+        Vec::new()
+    };
+    rest.truncate(limit);
+    let total = if page.count_total && page.key.is_empty() {
+        total
+    } else {
+        0
+    };
+    Ok((
+        rest.into_iter().map(|(_, t)| t).collect(),
+        Some(PageResponse { next_key, total }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pagination_by_offset_and_key() {
+        let items: Vec<(Vec<u8>, u8)> = (0..5u8).map(|i| (vec![i], i)).collect();
+        let (page, resp) = paginate(
+            items.clone(),
+            Some(PageRequest {
+                limit: 2,
+                count_total: true,
+                ..Default::default()
+            }),
+        )
+        .unwrap();
+        assert_eq!(page, vec![0, 1]);
+        let resp = resp.unwrap();
+        assert_eq!((resp.next_key.clone(), resp.total), (vec![2], 5));
+        let (page, resp) = paginate(
+            items.clone(),
+            Some(PageRequest {
+                key: resp.next_key,
+                limit: 2,
+                ..Default::default()
+            }),
+        )
+        .unwrap();
+        assert_eq!(page, vec![2, 3]);
+        assert_eq!(resp.unwrap().next_key, vec![4]);
+        let (page, _) = paginate(
+            items.clone(),
+            Some(PageRequest {
+                offset: 4,
+                ..Default::default()
+            }),
+        )
+        .unwrap();
+        assert_eq!(page, vec![4]);
+        assert!(
+            paginate(
+                items,
+                Some(PageRequest {
+                    offset: 1,
+                    key: vec![1],
+                    ..Default::default()
+                })
+            )
+            .is_err()
+        );
+    }
+}

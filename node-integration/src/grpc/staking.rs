@@ -1,0 +1,204 @@
+//! `cosmos.staking.v1beta1.Query`: validators, delegations and unbonding delegations.
+
+use super::{at_height, invalid, paginate, version};
+use crate::address::Addr;
+use crate::node::Node;
+use crate::state::{keys, parse_uint, staking};
+use crate::store::MultiStore;
+use cosmos_sdk_proto::cosmos::base::v1beta1::Coin;
+use cosmos_sdk_proto::cosmos::staking::v1beta1::{
+    Delegation, DelegationResponse, QueryDelegationRequest, QueryDelegationResponse,
+    QueryDelegatorDelegationsRequest, QueryDelegatorDelegationsResponse,
+    QueryDelegatorUnbondingDelegationsRequest, QueryDelegatorUnbondingDelegationsResponse,
+    QueryUnbondingDelegationRequest, QueryUnbondingDelegationResponse, QueryValidatorRequest,
+    QueryValidatorResponse, QueryValidatorsRequest, QueryValidatorsResponse,
+};
+use stream_proto::cosmos::staking::v1beta1::query_server::{Query, QueryServer};
+use tonic::{Request, Response, Status};
+
+struct StakingQuery(Node);
+
+/// The service.
+pub fn service(node: Node) -> QueryServer<impl Query> {
+    QueryServer::new(StakingQuery(node))
+}
+
+impl StakingQuery {
+    fn acc(&self, field: &'static str, s: &str) -> Result<Addr, Status> {
+        self.0.params().prefixes.account(field, s).map_err(invalid)
+    }
+    fn val(&self, field: &'static str, s: &str) -> Result<Addr, Status> {
+        self.0
+            .params()
+            .prefixes
+            .validator(field, s)
+            .map_err(invalid)
+    }
+
+    /// A DelegationResponse: the delegation and its value in tokens at the validator's rate.
+    fn response(&self, state: &MultiStore, val: &Addr, d: Delegation) -> DelegationResponse {
+        let shares = parse_uint(&d.shares).unwrap_or_default();
+        let amount = staking::validator(state, val)
+            .map(|v| staking::tokens_from_shares(&v, &shares))
+            .unwrap_or_default();
+        DelegationResponse {
+            delegation: Some(d),
+            balance: Some(Coin {
+                denom: self.0.params().bond_denom.clone(),
+                amount: amount.to_string(),
+            }),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Query for StakingQuery {
+    async fn validators(
+        &self,
+        req: Request<QueryValidatorsRequest>,
+    ) -> Result<Response<QueryValidatorsResponse>, Status> {
+        let v = version(&self.0, &req)?;
+        let r = req.into_inner();
+        let status = match r.status.as_str() {
+            "" => None,
+            "BOND_STATUS_UNSPECIFIED" => Some(0),
+            "BOND_STATUS_UNBONDED" => Some(1),
+            "BOND_STATUS_UNBONDING" => Some(2),
+            "BOND_STATUS_BONDED" => Some(3),
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "invalid validator status {other}"
+                )));
+            }
+        };
+        let items = staking::validators(&v.state)
+            .into_iter()
+            .filter(|val| status.is_none_or(|s| val.status == s))
+            .filter_map(|val| {
+                let addr = self
+                    .0
+                    .params()
+                    .prefixes
+                    .validator("operator_address", &val.operator_address)
+                    .ok()?;
+                Some((keys::validator(&addr), val))
+            })
+            .collect();
+        let (validators, pagination) = paginate(items, r.pagination)?;
+        Ok(at_height(
+            &v,
+            QueryValidatorsResponse {
+                validators,
+                pagination,
+            },
+        ))
+    }
+
+    async fn validator(
+        &self,
+        req: Request<QueryValidatorRequest>,
+    ) -> Result<Response<QueryValidatorResponse>, Status> {
+        let v = version(&self.0, &req)?;
+        let r = req.get_ref();
+        let val = self.val("validator_addr", &r.validator_addr)?;
+        let validator = staking::validator(&v.state, &val).ok_or_else(|| {
+            Status::not_found(format!("validator {} not found", r.validator_addr))
+        })?;
+        Ok(at_height(
+            &v,
+            QueryValidatorResponse {
+                validator: Some(validator),
+            },
+        ))
+    }
+
+    async fn delegation(
+        &self,
+        req: Request<QueryDelegationRequest>,
+    ) -> Result<Response<QueryDelegationResponse>, Status> {
+        let v = version(&self.0, &req)?;
+        let r = req.get_ref();
+        let del = self.acc("delegator_addr", &r.delegator_addr)?;
+        let val = self.val("validator_addr", &r.validator_addr)?;
+        let d = staking::delegation(&v.state, &del, &val).ok_or_else(|| {
+            Status::not_found(format!(
+                "delegation with delegator {} not found for validator {}",
+                r.delegator_addr, r.validator_addr
+            ))
+        })?;
+        Ok(at_height(
+            &v,
+            QueryDelegationResponse {
+                delegation_response: Some(self.response(&v.state, &val, d)),
+            },
+        ))
+    }
+
+    async fn unbonding_delegation(
+        &self,
+        req: Request<QueryUnbondingDelegationRequest>,
+    ) -> Result<Response<QueryUnbondingDelegationResponse>, Status> {
+        let v = version(&self.0, &req)?;
+        let r = req.get_ref();
+        let del = self.acc("delegator_addr", &r.delegator_addr)?;
+        let val = self.val("validator_addr", &r.validator_addr)?;
+        let ubd = staking::unbonding(&v.state, &del, &val).ok_or_else(|| {
+            Status::not_found(format!(
+                "unbonding delegation with delegator {} not found for validator {}",
+                r.delegator_addr, r.validator_addr
+            ))
+        })?;
+        Ok(at_height(
+            &v,
+            QueryUnbondingDelegationResponse { unbond: Some(ubd) },
+        ))
+    }
+
+    async fn delegator_delegations(
+        &self,
+        req: Request<QueryDelegatorDelegationsRequest>,
+    ) -> Result<Response<QueryDelegatorDelegationsResponse>, Status> {
+        let v = version(&self.0, &req)?;
+        let r = req.into_inner();
+        let del = self.acc("delegator_addr", &r.delegator_addr)?;
+        let items = staking::delegations(&v.state, &del)
+            .into_iter()
+            .map(|(val, d)| {
+                (
+                    keys::delegation(&del, &val),
+                    self.response(&v.state, &val, d),
+                )
+            })
+            .collect();
+        let (delegation_responses, pagination) = paginate(items, r.pagination)?;
+        Ok(at_height(
+            &v,
+            QueryDelegatorDelegationsResponse {
+                delegation_responses,
+                pagination,
+            },
+        ))
+    }
+
+    async fn delegator_unbonding_delegations(
+        &self,
+        req: Request<QueryDelegatorUnbondingDelegationsRequest>,
+    ) -> Result<Response<QueryDelegatorUnbondingDelegationsResponse>, Status> {
+        let v = version(&self.0, &req)?;
+        let r = req.into_inner();
+        let del = self.acc("delegator_addr", &r.delegator_addr)?;
+        let items = staking::unbondings(&v.state, &del)
+            .into_iter()
+            .enumerate()
+            .map(|(i, u)| ((i as u64).to_be_bytes().to_vec(), u))
+            .collect();
+        let (unbonding_responses, pagination) = paginate(items, r.pagination)?;
+        Ok(at_height(
+            &v,
+            QueryDelegatorUnbondingDelegationsResponse {
+                unbonding_responses,
+                pagination,
+            },
+        ))
+    }
+}

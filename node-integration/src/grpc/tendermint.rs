@@ -1,0 +1,110 @@
+//! `cosmos.base.tendermint.v1beta1.Service`: GetLatestBlock and GetBlockByHeight.
+
+use crate::app::Committed;
+use crate::node::Node;
+use crate::state::timestamp;
+use cosmos_sdk_proto::cosmos::base::tendermint::v1beta1::{
+    Block as SdkBlock, GetBlockByHeightRequest, GetBlockByHeightResponse, GetLatestBlockRequest,
+    GetLatestBlockResponse, Header as SdkHeader,
+};
+use stream_proto::cosmos::base::tendermint::v1beta1::service_server::{Service, ServiceServer};
+use tendermint_proto::types::{Block, BlockId, Data, Header, PartSetHeader};
+use tendermint_proto::version::Consensus;
+use tonic::{Request, Response, Status};
+
+struct BlockService(Node);
+
+/// The service.
+pub fn service(node: Node) -> ServiceServer<impl Service> {
+    ServiceServer::new(BlockService(node))
+}
+
+/// Block id, CometBFT block and SDK block of a committed height.
+fn parts(node: &Node, c: &Committed) -> (BlockId, Block, SdkBlock) {
+    let b = &c.block;
+    let id = BlockId {
+        hash: b.hash.to_vec(),
+        part_set_header: Some(PartSetHeader {
+            total: 1,
+            hash: b.hash.to_vec(),
+        }),
+    };
+    let version = Some(Consensus { block: 11, app: 0 });
+    let data = Some(Data { txs: b.txs.clone() });
+    let header = Header {
+        version,
+        chain_id: node.chain_id().into(),
+        height: b.height,
+        time: Some(timestamp(b.time)),
+        ..Default::default()
+    };
+    let sdk_header = SdkHeader {
+        version,
+        chain_id: node.chain_id().into(),
+        height: b.height,
+        time: Some(timestamp(b.time)),
+        ..Default::default()
+    };
+    (
+        id,
+        Block {
+            header: Some(header),
+            data: data.clone(),
+            evidence: None,
+            last_commit: None,
+        },
+        SdkBlock {
+            header: Some(sdk_header),
+            data,
+            evidence: None,
+            last_commit: None,
+        },
+    )
+}
+
+#[tonic::async_trait]
+impl Service for BlockService {
+    async fn get_latest_block(
+        &self,
+        _req: Request<GetLatestBlockRequest>,
+    ) -> Result<Response<GetLatestBlockResponse>, Status> {
+        let c = self
+            .0
+            .version(None)
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let (id, block, sdk) = parts(&self.0, &c);
+        Ok(super::at_height(
+            &c,
+            GetLatestBlockResponse {
+                block_id: Some(id),
+                block: Some(block),
+                sdk_block: Some(sdk),
+            },
+        ))
+    }
+
+    async fn get_block_by_height(
+        &self,
+        req: Request<GetBlockByHeightRequest>,
+    ) -> Result<Response<GetBlockByHeightResponse>, Status> {
+        let h = req.get_ref().height;
+        if h <= 0 {
+            return Err(Status::invalid_argument(format!(
+                "invalid height {h}: must be positive"
+            )));
+        }
+        let c = self
+            .0
+            .version(Some(h))
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (id, block, sdk) = parts(&self.0, &c);
+        Ok(super::at_height(
+            &c,
+            GetBlockByHeightResponse {
+                block_id: Some(id),
+                block: Some(block),
+                sdk_block: Some(sdk),
+            },
+        ))
+    }
+}

@@ -1,0 +1,22 @@
+//! `streamd`: a minimal Cosmos-SDK-compatible node that hosts the stream module.
+//!
+//! It keeps bank, staking and auth state in the Cosmos SDK v0.50 store layout, accepts real
+//! SIGN_MODE_DIRECT transactions through `cosmos.tx.v1beta1.Service/BroadcastTx`, answers the
+//! standard queries (honouring `x-cosmos-block-height`), and produces blocks on a timer. The
+//! application is shaped like an ABCI application ([`app::App`]: InitChain, CheckTx,
+//! FinalizeBlock, Commit) and hands every committed change set to the registered
+//! [`stream_abci_listener::CommitListener`]s, which is where the stream module plugs in.
+#![warn(missing_docs)]
+
+pub mod address;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod genesis;
+pub mod grpc;
+pub mod keys;
+pub mod node;
+pub mod simulate;
+pub mod state;
+pub mod store;
+pub mod tx;

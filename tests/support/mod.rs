@@ -1,0 +1,472 @@
+//! End-to-end harness: runs the real `streamd` binary on free loopback ports in a temporary
+//! home and gives tests gRPC clients, the CLI and a few waiting helpers.
+//!
+//! One `TestNode` per test keeps tests independent. The node's stderr goes to a log file in
+//! the temporary home; when a test panics, the log is printed and the home is kept.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod accounts;
+pub mod dec;
+pub mod queries;
+pub mod tx;
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use stream_proto::cosmos::auth::v1beta1::query_client::QueryClient as AuthClient;
+use stream_proto::cosmos::bank::v1beta1::query_client::QueryClient as BankClient;
+use stream_proto::cosmos::base::tendermint::v1beta1::service_client::ServiceClient as TendermintClient;
+use stream_proto::cosmos::staking::v1beta1::query_client::QueryClient as StakingClient;
+use stream_proto::cosmos::tx::v1beta1::service_client::ServiceClient as TxClient;
+use stream_proto::streamd::dev::v1::dev_client::DevClient;
+use tempfile::TempDir;
+use tonic::transport::{Channel, Endpoint};
+
+/// How long a node may take from `start` to its first block.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Upper bound for any single wait on the chain (a height, a tx).
+const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Path of the `streamd` binary Cargo built for this test run.
+pub fn streamd_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_streamd")
+}
+
+/// Runs `streamd ARGS` to completion (no node needed: `init`, `keys`).
+pub fn streamd(args: &[&str]) -> Output {
+    Command::new(streamd_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", streamd_bin()))
+}
+
+/// Stdout of a command as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
+}
+
+/// Stderr of a command as text (lossy; only for messages).
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// How to start a node.
+#[derive(Clone, Debug)]
+pub struct TestNodeOptions {
+    /// `streamd start --block-time`.
+    pub block_time: &'static str,
+    /// `streamd init --unbonding-time`.
+    pub unbonding_time: &'static str,
+    /// `streamd start --simulate TXS_PER_BLOCK`.
+    pub simulate: Option<u32>,
+    /// Write the chosen ports into `app.toml` instead of passing `--grpc.address` and
+    /// `--api.address`, so that `start` and the CLI's `--node` default read them from there.
+    pub ports_in_app_toml: bool,
+}
+
+impl Default for TestNodeOptions {
+    fn default() -> Self {
+        TestNodeOptions {
+            block_time: "200ms",
+            unbonding_time: "3s",
+            simulate: None,
+            ports_in_app_toml: false,
+        }
+    }
+}
+
+/// A running `streamd` with its own home; killed on drop.
+pub struct TestNode {
+    /// Temporary directory holding `home/` and the node's logs; kept if a test fails.
+    dir: Option<TempDir>,
+    home: PathBuf,
+    log: PathBuf,
+    child: Child,
+    grpc: SocketAddr,
+    api: SocketAddr,
+    channel: Channel,
+    options: TestNodeOptions,
+}
+
+/// Result of a `streamd tx ...` command: the one JSON line it printed, and how it exited.
+#[derive(Clone, Debug)]
+pub struct TxOutcome {
+    /// Upper-case hex tx hash.
+    pub txhash: String,
+    /// Result code (0 = success).
+    pub code: u32,
+    /// Codespace of a failure ("" on success).
+    pub codespace: String,
+    /// Log of the result.
+    pub raw_log: String,
+    /// Height of the block holding the tx (0 without `--wait`).
+    pub height: i64,
+    /// Exit status of the command.
+    pub status: ExitStatus,
+}
+
+impl TestNode {
+    /// Starts a node with default options (200 ms blocks, 3 s unbonding).
+    pub async fn start_default() -> TestNode {
+        TestNode::start(TestNodeOptions::default()).await
+    }
+
+    /// `streamd init` into a fresh temporary home, then `streamd start` on free loopback
+    /// ports; returns once the node answers `GetLatestBlock` with height >= 1.
+    pub async fn start(options: TestNodeOptions) -> TestNode {
+        let dir = tempfile::Builder::new()
+            .prefix("streamd-e2e-")
+            .tempdir()
+            .expect("create temp dir");
+        let home = dir.path().join("home");
+        let home_str = home.to_str().expect("UTF-8 temp path").to_owned();
+
+        let init = streamd(&[
+            "init",
+            "--home",
+            &home_str,
+            "--unbonding-time",
+            options.unbonding_time,
+        ]);
+        assert!(
+            init.status.success(),
+            "streamd init failed ({}):\n{}",
+            init.status,
+            stderr(&init)
+        );
+
+        let [grpc, api] = free_ports();
+        let grpc_flag = grpc.to_string();
+        let api_flag = format!("tcp://{api}");
+        if options.ports_in_app_toml {
+            set_app_toml_addresses(&home, &grpc_flag, &api_flag);
+        }
+
+        let block_time = options.block_time.to_owned();
+        let mut args = vec!["start", "--home", &home_str, "--block-time", &block_time];
+        let simulate = options.simulate.map(|n| n.to_string());
+        if let Some(n) = &simulate {
+            args.extend(["--simulate", n]);
+        }
+        if !options.ports_in_app_toml {
+            args.extend(["--grpc.address", &grpc_flag, "--api.address", &api_flag]);
+        }
+
+        let log = dir.path().join("streamd.log");
+        let child = Command::new(streamd_bin())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(File::create(dir.path().join("streamd.stdout")).expect("stdout file"))
+            .stderr(File::create(&log).expect("log file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", streamd_bin()));
+
+        let channel = Endpoint::from_shared(format!("http://{grpc}"))
+            .expect("valid URL")
+            .connect_timeout(Duration::from_secs(1))
+            .connect_lazy();
+        let mut node = TestNode {
+            dir: Some(dir),
+            home,
+            log,
+            child,
+            grpc,
+            api,
+            channel,
+            options,
+        };
+        node.wait_until_serving().await;
+        node
+    }
+
+    async fn wait_until_serving(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll child") {
+                self.fail(&format!("streamd start exited early with {status}"));
+            }
+            match self.latest_block().await {
+                Ok(block) if block.height >= 1 => return,
+                _ if Instant::now() >= deadline => self.fail(&format!(
+                    "no block with height >= 1 on {} within {START_TIMEOUT:?}",
+                    self.grpc
+                )),
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// Panics with `message` and the node's log (the log is also printed on drop).
+    pub fn fail(&self, message: &str) -> ! {
+        panic!(
+            "{message}\n--- streamd log ({}) ---\n{}",
+            self.log.display(),
+            self.log_text()
+        );
+    }
+
+    /// The last lines the node has written to stderr (enough to see why it failed).
+    pub fn log_text(&self) -> String {
+        const TAIL_LINES: usize = 200;
+        match std::fs::read_to_string(&self.log) {
+            Ok(text) => {
+                let lines: Vec<&str> = text.lines().collect();
+                let skip = lines.len().saturating_sub(TAIL_LINES);
+                let tail = lines[skip..].join("\n");
+                if skip > 0 {
+                    format!("[... {skip} earlier lines ...]\n{tail}")
+                } else {
+                    tail
+                }
+            }
+            Err(e) => format!("<no log: {e}>"),
+        }
+    }
+
+    /// The node's home directory.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The options this node was started with.
+    pub fn options(&self) -> &TestNodeOptions {
+        &self.options
+    }
+
+    /// `HOST:PORT` of the gRPC server.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc
+    }
+
+    /// `HOST:PORT` of the API (HTTP/WebSocket) server.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api
+    }
+
+    /// `http://HOST:PORT` of the gRPC server, as `--node` takes it.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    /// A gRPC channel to the node (cheap to clone).
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// `cosmos.bank.v1beta1.Query` client.
+    pub fn bank(&self) -> BankClient<Channel> {
+        BankClient::new(self.channel())
+    }
+
+    /// `cosmos.staking.v1beta1.Query` client.
+    pub fn staking(&self) -> StakingClient<Channel> {
+        StakingClient::new(self.channel())
+    }
+
+    /// `cosmos.auth.v1beta1.Query` client.
+    pub fn auth(&self) -> AuthClient<Channel> {
+        AuthClient::new(self.channel())
+    }
+
+    /// `cosmos.tx.v1beta1.Service` client.
+    pub fn tx_service(&self) -> TxClient<Channel> {
+        TxClient::new(self.channel())
+    }
+
+    /// `cosmos.base.tendermint.v1beta1.Service` client.
+    pub fn tendermint(&self) -> TendermintClient<Channel> {
+        TendermintClient::new(self.channel())
+    }
+
+    /// `streamd.dev.v1.Dev` client.
+    pub fn dev(&self) -> DevClient<Channel> {
+        DevClient::new(self.channel())
+    }
+
+    /// Runs `streamd ARGS --home HOME`, plus `--node URL` for `tx` and `dev` commands.
+    pub async fn cli(&self, args: &[&str]) -> Output {
+        let node = matches!(args.first(), Some(&"tx") | Some(&"dev"));
+        self.run_cli(args, node).await
+    }
+
+    /// Runs `streamd ARGS --home HOME` without `--node`, so the command finds the node
+    /// through HOME's app.toml.
+    pub async fn cli_without_node(&self, args: &[&str]) -> Output {
+        self.run_cli(args, false).await
+    }
+
+    async fn run_cli(&self, args: &[&str], with_node: bool) -> Output {
+        let mut command = tokio::process::Command::new(streamd_bin());
+        command
+            .args(args)
+            .arg("--home")
+            .arg(&self.home)
+            .stdin(Stdio::null());
+        if with_node {
+            command.arg("--node").arg(self.grpc_url());
+        }
+        command
+            .output()
+            .await
+            .unwrap_or_else(|e| panic!("cannot run streamd {args:?}: {e}"))
+    }
+
+    /// Runs `streamd tx ARGS --wait` and parses the one JSON line it prints; checks the exit
+    /// status matches the result code (0 for code 0, 1 otherwise).
+    pub async fn tx(&self, args: &[&str]) -> TxOutcome {
+        let mut full = vec!["tx"];
+        full.extend_from_slice(args);
+        full.push("--wait");
+        let output = self.cli(&full).await;
+        let outcome = parse_tx_output(&full, &output);
+        assert!(
+            outcome.height > 0,
+            "streamd {full:?} with --wait must report the tx's block height: {outcome:?}"
+        );
+        outcome
+    }
+
+    /// Like [`TestNode::tx`] but requires success (code 0).
+    pub async fn tx_ok(&self, args: &[&str]) -> TxOutcome {
+        let outcome = self.tx(args).await;
+        assert_eq!(
+            (outcome.code, outcome.codespace.as_str()),
+            (0, ""),
+            "streamd tx {args:?} failed: {outcome:?}"
+        );
+        outcome
+    }
+
+    /// Waits (bounded) until the latest block height is at least `height`.
+    pub async fn wait_for_height(&self, height: i64) {
+        let deadline = Instant::now() + WAIT_TIMEOUT;
+        loop {
+            let now = self.height().await;
+            if now >= height {
+                return;
+            }
+            if Instant::now() >= deadline {
+                self.fail(&format!(
+                    "height {height} not reached within {WAIT_TIMEOUT:?} (at {now})"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits (bounded) until the latest block's time is at least `time`; returns that block.
+    pub async fn wait_for_time(&self, time: queries::Time) -> queries::BlockInfo {
+        let deadline = Instant::now() + WAIT_TIMEOUT;
+        loop {
+            let block = self
+                .latest_block()
+                .await
+                .unwrap_or_else(|s| self.fail(&format!("GetLatestBlock: {s}")));
+            if block.time >= time {
+                return block;
+            }
+            if Instant::now() >= deadline {
+                self.fail(&format!(
+                    "block time {time:?} not reached; latest {block:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let dir = self.dir.take().map(TempDir::keep);
+            eprintln!(
+                "--- streamd log ({}) ---\n{}\n--- end of streamd log; home kept at {:?} ---",
+                self.log.display(),
+                self.log_text(),
+                dir
+            );
+        }
+    }
+}
+
+/// Parses the one JSON line `streamd tx` prints and checks its exit status against `code`.
+pub fn parse_tx_output(args: &[&str], output: &Output) -> TxOutcome {
+    let text = stdout(output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "streamd {args:?} must print exactly one JSON line; stdout {text:?}, stderr:\n{}",
+        stderr(output)
+    );
+    let json: serde_json::Value = serde_json::from_str(lines[0])
+        .unwrap_or_else(|e| panic!("streamd {args:?} printed non-JSON {:?}: {e}", lines[0]));
+    let object = json.as_object().expect("a JSON object");
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["code", "codespace", "height", "raw_log", "txhash"],
+        "streamd {args:?} printed {json}"
+    );
+    let outcome = TxOutcome {
+        txhash: json["txhash"].as_str().expect("txhash string").to_owned(),
+        code: json["code"].as_u64().expect("code number") as u32,
+        codespace: json["codespace"]
+            .as_str()
+            .expect("codespace string")
+            .to_owned(),
+        raw_log: json["raw_log"].as_str().expect("raw_log string").to_owned(),
+        height: json["height"].as_i64().expect("height number"),
+        status: output.status,
+    };
+    assert!(
+        outcome.txhash.len() == 64
+            && outcome
+                .txhash
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)),
+        "txhash must be 64 upper-case hex digits: {:?}",
+        outcome.txhash
+    );
+    let expected_exit = if outcome.code == 0 { 0 } else { 1 };
+    assert_eq!(
+        output.status.code(),
+        Some(expected_exit),
+        "streamd {args:?} exit status must be {expected_exit} for code {}; stderr:\n{}",
+        outcome.code,
+        stderr(output)
+    );
+    outcome
+}
+
+/// Distinct loopback ports nothing listens on right now (held together while picking, so
+/// they differ).
+fn free_ports<const N: usize>() -> [SocketAddr; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port"))
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().expect("local address"))
+}
+
+/// Points `[grpc] address` and `[api] address` of HOME/config/app.toml at the given ones.
+fn set_app_toml_addresses(home: &Path, grpc: &str, api: &str) {
+    let path = home.join("config").join("app.toml");
+    let text = std::fs::read_to_string(&path).expect("read app.toml");
+    let mut table: toml::Table = text.parse().expect("app.toml is TOML");
+    for (section, address) in [("grpc", grpc), ("api", api)] {
+        table
+            .get_mut(section)
+            .and_then(toml::Value::as_table_mut)
+            .unwrap_or_else(|| panic!("app.toml has no [{section}] table"))
+            .insert("address".into(), address.into());
+    }
+    std::fs::write(&path, toml::to_string(&table).expect("TOML encodes")).expect("write app.toml");
+}
