@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "cosmos/auth/v1beta1/query.proto",
     "cosmos/bank/v1beta1/query.proto",
     "cosmos/base/tendermint/v1beta1/query.proto",
+    "cosmos/crypto/ed25519/keys.proto",
     "cosmos/crypto/secp256k1/keys.proto",
     "cosmos/staking/v1beta1/query.proto",
     "cosmos/tx/v1beta1/service.proto",
@@ -38,6 +39,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out.join("descriptor.bin"))
         .compile_protos(&protos, &includes)?;
 
+    // The stream module's service gets a descriptor set of its own, so a node built without
+    // the module does not advertise it through reflection.
+    tonic_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .extern_path(".cosmos", "::cosmos_sdk_proto::cosmos")
+        .file_descriptor_set_path(out.join("stream_descriptor.bin"))
+        .compile_protos(&[root.join("juno/stream/v1/query.proto")], &includes)?;
+
+    println!("cargo:rerun-if-changed=juno");
     println!("cargo:rerun-if-changed=cosmos");
     println!("cargo:rerun-if-changed=tendermint");
     println!("cargo:rerun-if-changed=streamd");

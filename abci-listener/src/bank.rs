@@ -54,15 +54,7 @@ fn denom(site: Site<'_>, bytes: &[u8]) -> Result<String, DecodeError> {
         store: site.store,
         key: site.key_hex(),
     })?;
-    let reason = if !denom.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        Some("must start with a letter")
-    } else if !denom.chars().all(is_denom_char) {
-        Some("may only contain letters, digits and / : . _ -")
-    } else if !(3..=128).contains(&denom.len()) {
-        Some("must be 3 to 128 characters long")
-    } else {
-        None
-    };
+    let reason = validate_denom(denom).err();
     match reason {
         None => Ok(denom.to_owned()),
         Some(reason) => Err(DecodeError::InvalidDenom {
@@ -71,6 +63,20 @@ fn denom(site: Site<'_>, bytes: &[u8]) -> Result<String, DecodeError> {
             denom: denom.to_owned(),
             reason,
         }),
+    }
+}
+
+/// Checks a denom against the Cosmos SDK rule `[a-zA-Z][a-zA-Z0-9/:._-]{2,127}`; the error
+/// says which part of the rule is broken.
+pub fn validate_denom(denom: &str) -> Result<(), &'static str> {
+    if !denom.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        Err("must start with a letter")
+    } else if !denom.chars().all(is_denom_char) {
+        Err("may only contain letters, digits and / : . _ -")
+    } else if !(3..=128).contains(&denom.len()) {
+        Err("must be 3 to 128 characters long")
+    } else {
+        Ok(())
     }
 }
 

@@ -59,6 +59,7 @@ mod staking;
 mod test_vectors;
 
 pub use address::{Address, AddressLengthError};
+pub use bank::validate_denom;
 pub use change::{StateChange, UnbondingEntry, ValidatorTokens};
 pub use commit::{BlockCommit, CommitListener, StoreKVPair};
 pub use decode::{DecodedBlock, decode_block, decode_pair};

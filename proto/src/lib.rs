@@ -10,6 +10,21 @@ pub use cosmos_sdk_proto;
 /// Encoded `FileDescriptorSet` of every .proto here, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("descriptor");
 
+/// Encoded `FileDescriptorSet` of `juno.stream.v1` (with its Cosmos imports), for the
+/// stream module's reflection.
+pub const STREAM_FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("stream_descriptor");
+
+/// The stream module's service, `juno.stream.v1.Query` (messages and service code).
+pub mod juno {
+    /// `juno.stream`.
+    pub mod stream {
+        #[allow(missing_docs, clippy::all)]
+        pub mod v1 {
+            tonic::include_proto!("juno.stream.v1");
+        }
+    }
+}
+
 /// Cosmos SDK services (service code only; messages live in `cosmos_sdk_proto`).
 pub mod cosmos {
     /// `cosmos.auth.v1beta1.Query` (Account).

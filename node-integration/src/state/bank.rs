@@ -38,18 +38,7 @@ pub fn supply(state: &MultiStore, denom: &str) -> BigUint {
 
 /// Checks a denom against the SDK's rule `[a-zA-Z][a-zA-Z0-9/:._-]{2,127}`.
 pub fn validate_denom(denom: &str) -> Result<(), String> {
-    let ok = (3..=128).contains(&denom.len())
-        && denom.as_bytes()[0].is_ascii_alphabetic()
-        && denom
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/:._-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid denom: {denom:?} (3-128 characters: a letter, then letters, digits, '/', ':', '.', '_' or '-')"
-        ))
-    }
+    stream_abci_listener::validate_denom(denom).map_err(|reason| format!("invalid denom {denom:?}: {reason}"))
 }
 
 /// A parsed, positive coin amount.
