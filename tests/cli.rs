@@ -46,10 +46,30 @@ fn keys_show_prints_account_and_operator_addresses() {
         );
         assert_eq!(stdout(&operator), format!("{}\n", valoper(name)));
     }
-    // The addresses the test derives, written out once so a change in derivation is visible
-    // in review.
-    assert!(address("alice").starts_with("juno1") && address("alice").len() == 43);
-    assert!(valoper("validator1").starts_with("junovaloper1"));
+}
+
+/// The dev addresses as the README and users see them, pinned so that a change in key
+/// derivation (node or test) shows up here first.
+#[test]
+fn dev_addresses_are_the_documented_ones() {
+    let expected = [
+        ("alice", "juno1ccwqzcnvkdvxp7yql57gyxyy853vz4s36rn0am"),
+        ("bob", "juno1sa3n2xuht9ywhl5dp67xmyyg4j4af8pug3jytl"),
+        ("carol", "juno1ep9p93jue27z804wqa02tutswykxkc5fwf6xjt"),
+        ("validator1", "juno103xuwtffekcuwgegklxczekl3kewhevynqcq4y"),
+        ("validator2", "juno18tjqgnchzcyjujk749krdt3e6nws35adp84ayf"),
+    ];
+    for (name, account) in expected {
+        assert_eq!(address(name), account, "{name}");
+    }
+    assert_eq!(
+        valoper("validator1"),
+        "junovaloper103xuwtffekcuwgegklxczekl3kewhevyvaw0wa"
+    );
+    assert_eq!(
+        valoper("validator2"),
+        "junovaloper18tjqgnchzcyjujk749krdt3e6nws35ad76rjls"
+    );
 }
 
 #[test]

@@ -19,4 +19,6 @@ pub mod node;
 pub mod simulate;
 pub mod state;
 pub mod store;
+#[cfg(feature = "stream")]
+pub mod stream;
 pub mod tx;

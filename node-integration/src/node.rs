@@ -112,6 +112,15 @@ impl Node {
         }
     }
 
+    /// Registers a listener for committed change sets (from the next commit on).
+    pub fn add_listener(&self, listener: Arc<dyn stream_abci_listener::CommitListener>) {
+        self.shared
+            .app
+            .lock()
+            .expect("app lock")
+            .add_listener(listener);
+    }
+
     /// Chain id.
     pub fn chain_id(&self) -> &str {
         &self.shared.chain_id

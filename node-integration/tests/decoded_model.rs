@@ -46,7 +46,11 @@ struct Model {
 impl Model {
     fn apply(&mut self, change: StateChange) {
         match change {
-            StateChange::Balance { address, denom, amount } => {
+            StateChange::Balance {
+                address,
+                denom,
+                amount,
+            } => {
                 let k = (address.as_bytes().to_vec(), denom);
                 if amount.is_zero() {
                     self.balances.remove(&k);
@@ -61,14 +65,22 @@ impl Model {
                     None => self.validators.remove(&k),
                 };
             }
-            StateChange::Delegation { delegator, validator, shares } => {
+            StateChange::Delegation {
+                delegator,
+                validator,
+                shares,
+            } => {
                 let k = (delegator.as_bytes().to_vec(), validator.as_bytes().to_vec());
                 match shares {
                     Some(s) => self.delegations.insert(k, s),
                     None => self.delegations.remove(&k),
                 };
             }
-            StateChange::UnbondingDelegation { delegator, validator, entries } => {
+            StateChange::UnbondingDelegation {
+                delegator,
+                validator,
+                entries,
+            } => {
                 let k = (delegator.as_bytes().to_vec(), validator.as_bytes().to_vec());
                 match entries {
                     Some(e) => self.unbondings.insert(k, e),
@@ -96,24 +108,49 @@ impl Model {
             for v in validators {
                 let d = staking::delegation(state, &addr, v);
                 let m = self.delegations.get(&(a.clone(), v.0.clone()));
-                assert_eq!(d.as_ref().map(|d| d.shares.clone()), m.map(|s| s.to_wire()), "delegation shares");
+                assert_eq!(
+                    d.as_ref().map(|d| d.shares.clone()),
+                    m.map(|s| s.to_wire()),
+                    "delegation shares"
+                );
                 if let (Some(d), Some(m)) = (d, m) {
                     let val = staking::validator(state, v).unwrap();
-                    let queried = staking::tokens_from_shares(&val, &parse_uint(&d.shares).unwrap());
+                    let queried =
+                        staking::tokens_from_shares(&val, &parse_uint(&d.shares).unwrap());
                     let (tokens, shares) = &self.validators[&v.0];
-                    assert_eq!(queried.to_string(), tokens_from_shares(m, tokens, shares).to_string(), "delegation balance");
+                    assert_eq!(
+                        queried.to_string(),
+                        tokens_from_shares(m, tokens, shares).to_string(),
+                        "delegation balance"
+                    );
                 }
                 let u = staking::unbonding(state, &addr, v);
                 let m = self.unbondings.get(&(a.clone(), v.0.clone()));
                 let queried = u.map(|u| {
                     u.entries
                         .iter()
-                        .map(|e| (e.creation_height, from_timestamp(e.completion_time.as_ref().unwrap()), e.initial_balance.clone(), e.balance.clone(), e.unbonding_id))
+                        .map(|e| {
+                            (
+                                e.creation_height,
+                                from_timestamp(e.completion_time.as_ref().unwrap()),
+                                e.initial_balance.clone(),
+                                e.balance.clone(),
+                                e.unbonding_id,
+                            )
+                        })
                         .collect::<Vec<_>>()
                 });
                 let modelled = m.map(|m| {
                     m.iter()
-                        .map(|e| (e.creation_height, e.completion_time, e.initial_balance.to_string(), e.balance.to_string(), e.unbonding_id))
+                        .map(|e| {
+                            (
+                                e.creation_height,
+                                e.completion_time,
+                                e.initial_balance.to_string(),
+                                e.balance.to_string(),
+                                e.unbonding_id,
+                            )
+                        })
                         .collect::<Vec<_>>()
                 });
                 assert_eq!(queried, modelled, "unbonding delegation");
@@ -122,7 +159,10 @@ impl Model {
         for v in validators {
             let val = staking::validator(state, v).unwrap();
             let (tokens, shares) = &self.validators[&v.0];
-            assert_eq!((val.tokens.clone(), val.delegator_shares.clone()), (tokens.to_string(), shares.to_wire()));
+            assert_eq!(
+                (val.tokens.clone(), val.delegator_shares.clone()),
+                (tokens.to_string(), shares.to_wire())
+            );
         }
     }
 }
@@ -139,10 +179,26 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (0..3usize, 0..6usize, 1..2_000_000u64).prop_map(|(from, to, amount)| Op::Send { from, to, amount }),
-        (0..5usize, 0..2usize, 1..5_000_000u64).prop_map(|(who, val, amount)| Op::Delegate { who, val, amount }),
-        (0..5usize, 0..2usize, 1..=100u64).prop_map(|(who, val, pct)| Op::Undelegate { who, val, pct }),
-        (0..5usize, 0..2usize, 1..=100u64).prop_map(|(who, val, pct)| Op::Redelegate { who, val, pct }),
+        (0..3usize, 0..6usize, 1..2_000_000u64).prop_map(|(from, to, amount)| Op::Send {
+            from,
+            to,
+            amount
+        }),
+        (0..5usize, 0..2usize, 1..5_000_000u64).prop_map(|(who, val, amount)| Op::Delegate {
+            who,
+            val,
+            amount
+        }),
+        (0..5usize, 0..2usize, 1..=100u64).prop_map(|(who, val, pct)| Op::Undelegate {
+            who,
+            val,
+            pct
+        }),
+        (0..5usize, 0..2usize, 1..=100u64).prop_map(|(who, val, pct)| Op::Redelegate {
+            who,
+            val,
+            pct
+        }),
         (0..5usize, 0..2usize, 1..=100u64).prop_map(|(who, val, pct)| Op::Cancel { who, val, pct }),
         (0..2usize, 1..30u64).prop_map(|(val, pct)| Op::Slash { val, pct }),
     ]
@@ -165,18 +221,29 @@ fn run(blocks: Vec<Vec<Op>>) -> Vec<u32> {
         .collect();
     let mut accounts: BTreeSet<Vec<u8>> = keys.iter().map(|k| k.address.0.clone()).collect();
     accounts.extend(fresh.iter().map(|a| a.0.clone()));
-    for m in [auth::BONDED_POOL, auth::NOT_BONDED_POOL, auth::FEE_COLLECTOR] {
+    for m in [
+        auth::BONDED_POOL,
+        auth::NOT_BONDED_POOL,
+        auth::FEE_COLLECTOR,
+    ] {
         accounts.insert(Addr::module(m).0);
     }
     let mut model = Model::default();
     let mut codes = Vec::new();
-    let coin = |n: u64| Coin { denom: "ujuno".into(), amount: n.max(1).to_string() };
+    let coin = |n: u64| Coin {
+        denom: "ujuno".into(),
+        amount: n.max(1).to_string(),
+    };
     // Empty blocks at the end let unbondings mature.
     // Block 1 commits the genesis state; transactions start at block 2.
     let n_blocks = blocks.len() + 7;
     let mut blocks = blocks.into_iter();
     for height in 1..=n_blocks as i64 {
-        let ops = if height == 1 { Vec::new() } else { blocks.next().unwrap_or_default() };
+        let ops = if height == 1 {
+            Vec::new()
+        } else {
+            blocks.next().unwrap_or_default()
+        };
         let last = app.last();
         let state = &last.state;
         let mut seqs: BTreeMap<usize, (u64, u64)> = BTreeMap::new();
@@ -185,29 +252,79 @@ fn run(blocks: Vec<Vec<Op>>) -> Vec<u32> {
         for op in ops {
             let (who, msg) = match op {
                 Op::Send { from, to, amount } => {
-                    let to = if to < 3 { keys[to].address.clone() } else { fresh[to - 3].clone() };
-                    (from, to_any(&MsgSend { from_address: p.acc(&keys[from].address), to_address: p.acc(&to), amount: vec![coin(amount)] }))
+                    let to = if to < 3 {
+                        keys[to].address.clone()
+                    } else {
+                        fresh[to - 3].clone()
+                    };
+                    (
+                        from,
+                        to_any(&MsgSend {
+                            from_address: p.acc(&keys[from].address),
+                            to_address: p.acc(&to),
+                            amount: vec![coin(amount)],
+                        }),
+                    )
                 }
-                Op::Delegate { who, val, amount } => (who, to_any(&MsgDelegate { delegator_address: p.acc(&keys[who].address), validator_address: p.val(&vals[val]), amount: Some(coin(amount)) })),
+                Op::Delegate { who, val, amount } => (
+                    who,
+                    to_any(&MsgDelegate {
+                        delegator_address: p.acc(&keys[who].address),
+                        validator_address: p.val(&vals[val]),
+                        amount: Some(coin(amount)),
+                    }),
+                ),
                 Op::Undelegate { who, val, pct } | Op::Redelegate { who, val, pct } => {
                     let worth = staking::delegation(state, &keys[who].address, &vals[val])
-                        .map(|d| staking::tokens_from_shares(&staking::validator(state, &vals[val]).unwrap(), &parse_uint(&d.shares).unwrap()))
+                        .map(|d| {
+                            staking::tokens_from_shares(
+                                &staking::validator(state, &vals[val]).unwrap(),
+                                &parse_uint(&d.shares).unwrap(),
+                            )
+                        })
                         .unwrap_or_default();
-                    let amount = (worth * pct / 100u32).to_string().parse::<u64>().unwrap_or(1);
+                    let amount = (worth * pct / 100u32)
+                        .to_string()
+                        .parse::<u64>()
+                        .unwrap_or(1);
                     let msg = if matches!(op, Op::Undelegate { .. }) {
-                        to_any(&MsgUndelegate { delegator_address: p.acc(&keys[who].address), validator_address: p.val(&vals[val]), amount: Some(coin(amount)) })
+                        to_any(&MsgUndelegate {
+                            delegator_address: p.acc(&keys[who].address),
+                            validator_address: p.val(&vals[val]),
+                            amount: Some(coin(amount)),
+                        })
                     } else {
-                        to_any(&MsgBeginRedelegate { delegator_address: p.acc(&keys[who].address), validator_src_address: p.val(&vals[val]), validator_dst_address: p.val(&vals[1 - val]), amount: Some(coin(amount)) })
+                        to_any(&MsgBeginRedelegate {
+                            delegator_address: p.acc(&keys[who].address),
+                            validator_src_address: p.val(&vals[val]),
+                            validator_dst_address: p.val(&vals[1 - val]),
+                            amount: Some(coin(amount)),
+                        })
                     };
                     (who, msg)
                 }
                 Op::Cancel { who, val, pct } => {
-                    let Some(e) = staking::unbonding(state, &keys[who].address, &vals[val]).and_then(|u| u.entries.first().cloned()) else { continue };
+                    let Some(e) = staking::unbonding(state, &keys[who].address, &vals[val])
+                        .and_then(|u| u.entries.first().cloned())
+                    else {
+                        continue;
+                    };
                     let amount = parse_uint(&e.balance).unwrap() * pct / 100u32;
-                    (who, to_any(&MsgCancelUnbondingDelegation { delegator_address: p.acc(&keys[who].address), validator_address: p.val(&vals[val]), amount: Some(coin(amount.to_string().parse().unwrap_or(1))), creation_height: e.creation_height }))
+                    (
+                        who,
+                        to_any(&MsgCancelUnbondingDelegation {
+                            delegator_address: p.acc(&keys[who].address),
+                            validator_address: p.val(&vals[val]),
+                            amount: Some(coin(amount.to_string().parse().unwrap_or(1))),
+                            creation_height: e.creation_height,
+                        }),
+                    )
                 }
                 Op::Slash { val, pct } => {
-                    dev_ops.push(DevOp::Slash { validator: vals[val].clone(), fraction_raw: streamd::state::dec_one() * pct / 100u32 });
+                    dev_ops.push(DevOp::Slash {
+                        validator: vals[val].clone(),
+                        fraction_raw: streamd::state::dec_one() * pct / 100u32,
+                    });
                     continue;
                 }
             };
@@ -218,16 +335,30 @@ fn run(blocks: Vec<Vec<Op>>) -> Vec<u32> {
             txs.push(sign(&keys[who], "model-1", *number, *seq, vec![msg], "").unwrap());
             *seq += 1;
         }
-        let (results, _) = app.finalize_block(BlockProposal { height, time: genesis_time + Duration::from_secs(height as u64), txs, dev_ops });
+        let (results, _) = app.finalize_block(BlockProposal {
+            height,
+            time: genesis_time + Duration::from_secs(height as u64),
+            txs,
+            dev_ops,
+        });
         // Every tx passes the ante handler (valid signatures and sequences); message failures
         // (insufficient funds, too many entries, ...) are allowed and must leave no trace.
-        assert!(results.iter().all(|r| r.code == 0 || r.codespace != "sdk" || ![2, 4, 32].contains(&r.code)), "{results:?}");
+        assert!(
+            results
+                .iter()
+                .all(|r| r.code == 0 || r.codespace != "sdk" || ![2, 4, 32].contains(&r.code)),
+            "{results:?}"
+        );
         codes.extend(results.iter().map(|r| r.code));
         let committed = app.commit();
         let commit = collector.0.lock().unwrap().last().cloned().unwrap();
         assert_eq!(commit.height, height);
         let decoded = decode_block(&commit);
-        assert!(decoded.errors.is_empty(), "decode errors: {:?}", decoded.errors);
+        assert!(
+            decoded.errors.is_empty(),
+            "decode errors: {:?}",
+            decoded.errors
+        );
         for c in decoded.changes {
             model.apply(c);
         }
@@ -235,7 +366,11 @@ fn run(blocks: Vec<Vec<Op>>) -> Vec<u32> {
     }
     // The trailing empty blocks outlast the unbonding time: every entry matured and the
     // not-bonded pool paid everything out.
-    assert!(model.unbondings.is_empty(), "unmatured entries: {:?}", model.unbondings);
+    assert!(
+        model.unbondings.is_empty(),
+        "unmatured entries: {:?}",
+        model.unbondings
+    );
     let pool = Addr::module(auth::NOT_BONDED_POOL);
     assert!(bank::balance(&app.last().state, &pool, "ujuno").to_string() == "0");
     codes
@@ -258,11 +393,55 @@ fn genesis_alone_rebuilds_the_queried_state() {
 #[test]
 fn scripted_history_of_every_operation_rebuilds_the_queried_state() {
     let codes = run(vec![
-        vec![Op::Delegate { who: 0, val: 0, amount: 3_000_000 }, Op::Send { from: 0, to: 4, amount: 10 }],
-        vec![Op::Undelegate { who: 0, val: 0, pct: 50 }, Op::Send { from: 1, to: 0, amount: 7 }],
-        vec![Op::Cancel { who: 0, val: 0, pct: 40 }, Op::Slash { val: 0, pct: 10 }],
-        vec![Op::Redelegate { who: 0, val: 0, pct: 30 }, Op::Undelegate { who: 3, val: 0, pct: 100 }],
-        vec![Op::Undelegate { who: 0, val: 1, pct: 100 }],
+        vec![
+            Op::Delegate {
+                who: 0,
+                val: 0,
+                amount: 3_000_000,
+            },
+            Op::Send {
+                from: 0,
+                to: 4,
+                amount: 10,
+            },
+        ],
+        vec![
+            Op::Undelegate {
+                who: 0,
+                val: 0,
+                pct: 50,
+            },
+            Op::Send {
+                from: 1,
+                to: 0,
+                amount: 7,
+            },
+        ],
+        vec![
+            Op::Cancel {
+                who: 0,
+                val: 0,
+                pct: 40,
+            },
+            Op::Slash { val: 0, pct: 10 },
+        ],
+        vec![
+            Op::Redelegate {
+                who: 0,
+                val: 0,
+                pct: 30,
+            },
+            Op::Undelegate {
+                who: 3,
+                val: 0,
+                pct: 100,
+            },
+        ],
+        vec![Op::Undelegate {
+            who: 0,
+            val: 1,
+            pct: 100,
+        }],
     ]);
     assert_eq!(codes, vec![0; 8], "every scripted tx succeeds");
 }

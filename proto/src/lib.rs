@@ -12,7 +12,8 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("desc
 
 /// Encoded `FileDescriptorSet` of `juno.stream.v1` (with its Cosmos imports), for the
 /// stream module's reflection.
-pub const STREAM_FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("stream_descriptor");
+pub const STREAM_FILE_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("stream_descriptor");
 
 /// The stream module's service, `juno.stream.v1.Query` (messages and service code).
 pub mod juno {

@@ -6,9 +6,9 @@ use num_bigint::BigUint;
 /// `LegacyDec` precision: a Dec travels as the ASCII integer of value x 10^18.
 pub const DEC_SCALE: u128 = 1_000_000_000_000_000_000;
 
-/// The wire form of a `LegacyDec` holding a whole number (e.g. shares issued 1:1).
-pub fn dec(whole: u128) -> String {
-    (whole * DEC_SCALE).to_string()
+/// The raw value (x 10^18) of a `LegacyDec` holding a whole number.
+pub fn dec_raw(whole: u128) -> u128 {
+    whole * DEC_SCALE
 }
 
 /// Shares x/staking issues for `amount` tokens delegated to a validator with `tokens` and

@@ -134,6 +134,22 @@ impl TestNode {
         info
     }
 
+    /// The raw txs (TxRaw bytes) of block `height`, in block order.
+    pub async fn block_txs(&self, height: i64) -> Vec<Vec<u8>> {
+        let r = self
+            .tendermint()
+            .get_block_by_height(GetBlockByHeightRequest { height })
+            .await
+            .unwrap_or_else(|s| panic!("GetBlockByHeight {height}: {s}"))
+            .into_inner();
+        let data = match (r.sdk_block, r.block) {
+            (Some(b), _) => b.data,
+            (None, Some(b)) => b.data,
+            (None, None) => panic!("GetBlockByHeight {height} returned no block"),
+        };
+        data.map(|d| d.txs).unwrap_or_default()
+    }
+
     /// Balance of `denom` held by `address` (0 when the account holds none).
     pub async fn balance(&self, address: &str, denom: &str, at: At) -> u128 {
         self.try_balance(address, denom, at)

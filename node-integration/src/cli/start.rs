@@ -80,11 +80,26 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
                 let _ = rx.wait_for(|s| *s).await;
             }
         };
+        #[cfg(feature = "stream")]
+        let stream = crate::stream::start(&node, &home, &config)?;
         let mut tasks = tokio::task::JoinSet::new();
         if config.app.grpc.enable {
             let addr = config.grpc_address(&home)?;
             let listener = crate::grpc::bind(addr).await?;
-            let routes = crate::grpc::routes(&node)?;
+            #[cfg(feature = "stream")]
+            let routes = {
+                let descriptors: &[&'static [u8]] = match &stream {
+                    Some(_) => &[stream_module::FILE_DESCRIPTOR_SET],
+                    None => &[],
+                };
+                let mut routes = crate::grpc::routes(&node, descriptors)?;
+                if let Some(m) = &stream {
+                    routes.add_service(m.grpc_service());
+                }
+                routes.routes()
+            };
+            #[cfg(not(feature = "stream"))]
+            let routes = crate::grpc::routes(&node, &[])?.routes();
             let stop = stopped();
             tasks.spawn(async move {
                 crate::grpc::serve(listener, routes, stop)
@@ -123,6 +138,11 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
             Some(r) = tasks.join_next() => r.map_err(anyhow::Error::from).and_then(|r| r),
         };
         tracing::info!("shutting down");
+        // Streams first: each ends with UNAVAILABLE, which lets the gRPC server drain.
+        #[cfg(feature = "stream")]
+        if let Some(m) = &stream {
+            m.shutdown().await;
+        }
         let _ = stop_tx.send(true);
         while let Some(r) = tasks.join_next().await {
             if let Ok(Err(e)) = r {

@@ -17,7 +17,7 @@ use cosmos_sdk_proto::cosmos::base::query::v1beta1::{PageRequest, PageResponse};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tonic::metadata::MetadataValue;
-use tonic::service::Routes;
+use tonic::service::{Routes, RoutesBuilder};
 use tonic::{Request, Response, Status};
 
 /// Metadata key selecting (request) and reporting (response) the query height.
@@ -26,13 +26,23 @@ pub const HEIGHT_HEADER: &str = "x-cosmos-block-height";
 /// Default page size of list queries (the SDK's).
 const DEFAULT_LIMIT: u64 = 100;
 
-/// Every gRPC service of the node, ready to serve; the stream module adds its own.
-pub fn routes(node: &Node) -> Result<Routes, tonic_reflection::server::Error> {
+/// Every gRPC service of the node; the caller adds the stream module's service (whose
+/// descriptors go in `extra_descriptors`, for reflection) before serving.
+pub fn routes(
+    node: &Node,
+    extra_descriptors: &[&'static [u8]],
+) -> Result<RoutesBuilder, tonic_reflection::server::Error> {
     let reflection = || {
-        tonic_reflection::server::Builder::configure()
+        let mut b = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(stream_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            );
+        for d in extra_descriptors {
+            b = b.register_encoded_file_descriptor_set(d);
+        }
+        b
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -46,7 +56,7 @@ pub fn routes(node: &Node) -> Result<Routes, tonic_reflection::server::Error> {
         .add_service(dev::service(node.clone()))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
-    Ok(routes.routes())
+    Ok(routes)
 }
 
 /// Serves `routes` on `addr` until `shutdown` resolves.

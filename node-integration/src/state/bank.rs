@@ -38,7 +38,8 @@ pub fn supply(state: &MultiStore, denom: &str) -> BigUint {
 
 /// Checks a denom against the SDK's rule `[a-zA-Z][a-zA-Z0-9/:._-]{2,127}`.
 pub fn validate_denom(denom: &str) -> Result<(), String> {
-    stream_abci_listener::validate_denom(denom).map_err(|reason| format!("invalid denom {denom:?}: {reason}"))
+    stream_abci_listener::validate_denom(denom)
+        .map_err(|reason| format!("invalid denom {denom:?}: {reason}"))
 }
 
 /// A parsed, positive coin amount.

@@ -1,0 +1,300 @@
+//! `juno.stream.v1.Query`: the six server-streaming RPCs. Handlers stay thin: parse the
+//! request into a `SubscriptionKey`, admit it, subscribe, and render each update.
+
+use crate::chain::{Chain, RequestError};
+use crate::handle::{Handle, Subscription};
+use crate::key::SubscriptionKey;
+use crate::limits::{ConnectionPermit, LimitError};
+use crate::outbox::{CloseReason, Next};
+use crate::value::{Coin, DelegationValue, UnbondingValue, Update, Value};
+use cosmos_sdk_proto::cosmos::base::v1beta1::Coin as ProtoCoin;
+use cosmos_sdk_proto::cosmos::staking::v1beta1::{
+    Delegation, DelegationResponse, UnbondingDelegation, UnbondingDelegationEntry,
+};
+use futures_util::Stream;
+use std::net::{IpAddr, Ipv4Addr};
+use std::pin::Pin;
+use std::time::UNIX_EPOCH;
+use stream_proto::juno::stream::v1::query_server::{Query, QueryServer};
+use stream_proto::juno::stream::v1::*;
+use tonic::{Request, Response, Status};
+
+/// A server stream of one RPC's responses.
+pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// The gRPC service.
+#[derive(Clone)]
+pub struct StreamService {
+    handle: Handle,
+}
+
+impl StreamService {
+    /// The tonic server for it.
+    pub fn server(handle: Handle) -> QueryServer<StreamService> {
+        QueryServer::new(StreamService { handle })
+    }
+
+    async fn open<T: Send + 'static>(
+        &self,
+        client: Option<std::net::SocketAddr>,
+        since_height: i64,
+        key: impl FnOnce(&Chain) -> Result<SubscriptionKey, RequestError>,
+        render: fn(&Update) -> Option<T>,
+    ) -> Result<Response<ResponseStream<T>>, Status> {
+        let h = &self.handle;
+        let key = key(&h.chain)
+            .and_then(|k| {
+                if since_height != 0 {
+                    Err(RequestError::Unsupported("since_height (resume) is not supported by this node yet; omit it or send 0"))
+                } else {
+                    Ok(k)
+                }
+            })
+            .map_err(|e| {
+                h.metrics.rejected("invalid_request").inc();
+                Status::invalid_argument(e.to_string())
+            })?;
+        let ip = client
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let connection = h.limits.connect().map_err(limit_status)?;
+        let permit = h.limits.subscribe(ip).map_err(limit_status)?;
+        let sub = h.subscribe(key, permit).await.map_err(close_status)?;
+        Ok(Response::new(Box::pin(updates(sub, connection, render))))
+    }
+}
+
+fn limit_status(e: LimitError) -> Status {
+    Status::resource_exhausted(e.to_string())
+}
+
+fn close_status(r: CloseReason) -> Status {
+    match r {
+        CloseReason::Shutdown => Status::unavailable("the node is shutting down"),
+        CloseReason::Failed(m) => Status::unavailable(m),
+    }
+}
+
+/// The response stream: each update rendered, then one final status when the server ends
+/// the subscription. Dropping it (client gone) unsubscribes and frees the slots.
+fn updates<T: Send + 'static>(
+    sub: Subscription,
+    connection: ConnectionPermit,
+    render: fn(&Update) -> Option<T>,
+) -> impl Stream<Item = Result<T, Status>> + Send {
+    futures_util::stream::unfold(Some((sub, connection)), move |state| async move {
+        let (sub, connection) = state?;
+        match sub.next().await {
+            Next::Update(u) => match render(&u) {
+                Some(msg) => Some((Ok(msg), Some((sub, connection)))),
+                None => Some((Err(Status::internal("update of an unexpected kind")), None)),
+            },
+            Next::Closed(r) => Some((Err(close_status(r)), None)),
+        }
+    })
+}
+
+fn coin(c: &Coin) -> ProtoCoin {
+    ProtoCoin {
+        denom: c.denom.clone(),
+        amount: c.amount.to_string(),
+    }
+}
+
+fn delegation(d: &DelegationValue) -> DelegationResponse {
+    DelegationResponse {
+        delegation: Some(Delegation {
+            delegator_address: d.delegator.clone(),
+            validator_address: d.validator.clone(),
+            shares: d.shares.to_wire(),
+        }),
+        balance: Some(coin(&d.balance)),
+    }
+}
+
+fn unbonding(u: &UnbondingValue) -> UnbondingDelegation {
+    UnbondingDelegation {
+        delegator_address: u.delegator.clone(),
+        validator_address: u.validator.clone(),
+        entries: u
+            .entries
+            .iter()
+            .map(|e| {
+                let t = e
+                    .completion_time
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default();
+                UnbondingDelegationEntry {
+                    creation_height: e.creation_height,
+                    completion_time: Some(cosmos_sdk_proto::Timestamp {
+                        seconds: t.as_secs() as i64,
+                        nanos: t.subsec_nanos() as i32,
+                    }),
+                    initial_balance: e.initial_balance.to_string(),
+                    balance: e.balance.to_string(),
+                    unbonding_id: e.unbonding_id,
+                    unbonding_on_hold_ref_count: e.unbonding_on_hold_ref_count,
+                }
+            })
+            .collect(),
+    }
+}
+
+#[tonic::async_trait]
+impl Query for StreamService {
+    type StreamBalanceStream = ResponseStream<StreamBalanceResponse>;
+    type StreamAllBalancesStream = ResponseStream<StreamAllBalancesResponse>;
+    type StreamDelegationsStream = ResponseStream<StreamDelegationsResponse>;
+    type StreamDelegationStream = ResponseStream<StreamDelegationResponse>;
+    type StreamUnbondingDelegationsStream = ResponseStream<StreamUnbondingDelegationsResponse>;
+    type StreamUnbondingDelegationStream = ResponseStream<StreamUnbondingDelegationResponse>;
+
+    async fn stream_balance(
+        &self,
+        req: Request<StreamBalanceRequest>,
+    ) -> Result<Response<Self::StreamBalanceStream>, Status> {
+        let (client, r) = (req.remote_addr(), req.into_inner());
+        self.open(
+            client,
+            r.since_height,
+            |c| {
+                Ok(SubscriptionKey::Balance {
+                    address: c.account("address", &r.address)?,
+                    denom: c.denom(&r.denom)?,
+                })
+            },
+            |u| match u.value.as_ref() {
+                Value::Balance(b) => Some(StreamBalanceResponse {
+                    balance: Some(coin(b)),
+                    height: u.height,
+                }),
+                _ => None,
+            },
+        )
+        .await
+    }
+
+    async fn stream_all_balances(
+        &self,
+        req: Request<StreamAllBalancesRequest>,
+    ) -> Result<Response<Self::StreamAllBalancesStream>, Status> {
+        let (client, r) = (req.remote_addr(), req.into_inner());
+        self.open(
+            client,
+            r.since_height,
+            |c| {
+                Ok(SubscriptionKey::Balances {
+                    address: c.account("address", &r.address)?,
+                })
+            },
+            |u| match u.value.as_ref() {
+                Value::Balances(b) => Some(StreamAllBalancesResponse {
+                    balances: b.iter().map(coin).collect(),
+                    height: u.height,
+                }),
+                _ => None,
+            },
+        )
+        .await
+    }
+
+    async fn stream_delegations(
+        &self,
+        req: Request<StreamDelegationsRequest>,
+    ) -> Result<Response<Self::StreamDelegationsStream>, Status> {
+        let (client, r) = (req.remote_addr(), req.into_inner());
+        self.open(
+            client,
+            r.since_height,
+            |c| {
+                Ok(SubscriptionKey::Delegations {
+                    delegator: c.account("delegator_address", &r.delegator_address)?,
+                })
+            },
+            |u| match u.value.as_ref() {
+                Value::Delegations(d) => Some(StreamDelegationsResponse {
+                    delegations: d.iter().map(delegation).collect(),
+                    height: u.height,
+                }),
+                _ => None,
+            },
+        )
+        .await
+    }
+
+    async fn stream_delegation(
+        &self,
+        req: Request<StreamDelegationRequest>,
+    ) -> Result<Response<Self::StreamDelegationStream>, Status> {
+        let (client, r) = (req.remote_addr(), req.into_inner());
+        self.open(
+            client,
+            r.since_height,
+            |c| {
+                Ok(SubscriptionKey::Delegation {
+                    delegator: c.account("delegator_address", &r.delegator_address)?,
+                    validator: c.validator("validator_address", &r.validator_address)?,
+                })
+            },
+            |u| match u.value.as_ref() {
+                Value::Delegation(d) => Some(StreamDelegationResponse {
+                    delegation: d.as_ref().map(delegation),
+                    height: u.height,
+                    found: d.is_some(),
+                }),
+                _ => None,
+            },
+        )
+        .await
+    }
+
+    async fn stream_unbonding_delegations(
+        &self,
+        req: Request<StreamUnbondingDelegationsRequest>,
+    ) -> Result<Response<Self::StreamUnbondingDelegationsStream>, Status> {
+        let (client, r) = (req.remote_addr(), req.into_inner());
+        self.open(
+            client,
+            r.since_height,
+            |c| {
+                Ok(SubscriptionKey::UnbondingDelegations {
+                    delegator: c.account("delegator_address", &r.delegator_address)?,
+                })
+            },
+            |u| match u.value.as_ref() {
+                Value::UnbondingDelegations(d) => Some(StreamUnbondingDelegationsResponse {
+                    delegations: d.iter().map(unbonding).collect(),
+                    height: u.height,
+                }),
+                _ => None,
+            },
+        )
+        .await
+    }
+
+    async fn stream_unbonding_delegation(
+        &self,
+        req: Request<StreamUnbondingDelegationRequest>,
+    ) -> Result<Response<Self::StreamUnbondingDelegationStream>, Status> {
+        let (client, r) = (req.remote_addr(), req.into_inner());
+        self.open(
+            client,
+            r.since_height,
+            |c| {
+                Ok(SubscriptionKey::UnbondingDelegation {
+                    delegator: c.account("delegator_address", &r.delegator_address)?,
+                    validator: c.validator("validator_address", &r.validator_address)?,
+                })
+            },
+            |u| match u.value.as_ref() {
+                Value::UnbondingDelegation(d) => Some(StreamUnbondingDelegationResponse {
+                    delegation: d.as_ref().map(unbonding),
+                    height: u.height,
+                    found: d.is_some(),
+                }),
+                _ => None,
+            },
+        )
+        .await
+    }
+}

@@ -1,0 +1,243 @@
+//! Connection and subscription limits shared by gRPC and WebSocket, from CometBFT's
+//! `[rpc] max_open_connections` and `max_subscriptions_per_client` (0 = unlimited). Admission
+//! is a check-and-increment under one lock, so a burst of connects never over-admits; a
+//! permit gives its slot back the moment it is dropped.
+
+use crate::metrics::Metrics;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The two limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Open WebSocket connections + gRPC streams; 0 = unlimited.
+    pub max_open_connections: u32,
+    /// Subscriptions per client IP; 0 = unlimited.
+    pub max_subscriptions_per_client: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_open_connections: 900,
+            max_subscriptions_per_client: 5,
+        }
+    }
+}
+
+/// A refused admission.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    /// `max_open_connections` reached.
+    #[error(
+        "connection limit reached: {limit} open connections (max_open_connections in config.toml)"
+    )]
+    MaxConnections {
+        /// The limit.
+        limit: u32,
+    },
+    /// `max_subscriptions_per_client` reached for this client.
+    #[error(
+        "subscription limit reached: client {client} already holds {limit} subscriptions (max_subscriptions_per_client in config.toml)"
+    )]
+    MaxSubscriptions {
+        /// The client.
+        client: IpAddr,
+        /// The limit.
+        limit: u32,
+    },
+}
+
+impl LimitError {
+    /// `stream_connection_rejected` reason label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LimitError::MaxConnections { .. } => "max_connections",
+            LimitError::MaxSubscriptions { .. } => "max_subscriptions",
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    open: u32,
+    per_client: HashMap<IpAddr, u32>,
+}
+
+/// Admission control.
+pub struct Limits {
+    config: LimitsConfig,
+    counts: Mutex<Counts>,
+    metrics: Arc<Metrics>,
+}
+
+/// An open connection (or gRPC stream); released on drop.
+pub struct ConnectionPermit {
+    limits: Arc<Limits>,
+    opened: Instant,
+}
+
+/// One subscription slot of a client; released on drop.
+pub struct SubscriptionPermit {
+    limits: Arc<Limits>,
+    client: IpAddr,
+}
+
+impl Limits {
+    /// New limits.
+    pub fn new(config: LimitsConfig, metrics: Arc<Metrics>) -> Arc<Limits> {
+        Arc::new(Limits {
+            config,
+            counts: Mutex::default(),
+            metrics,
+        })
+    }
+
+    /// The configured limits.
+    pub fn config(&self) -> LimitsConfig {
+        self.config
+    }
+
+    /// Admits a connection.
+    pub fn connect(self: &Arc<Self>) -> Result<ConnectionPermit, LimitError> {
+        {
+            let mut c = self.counts.lock().expect("limits lock");
+            let limit = self.config.max_open_connections;
+            if limit != 0 && c.open >= limit {
+                drop(c);
+                return Err(self.reject(LimitError::MaxConnections { limit }));
+            }
+            c.open += 1;
+        }
+        self.metrics.connections.inc();
+        Ok(ConnectionPermit {
+            limits: self.clone(),
+            opened: Instant::now(),
+        })
+    }
+
+    /// Admits one more subscription for `client`.
+    pub fn subscribe(self: &Arc<Self>, client: IpAddr) -> Result<SubscriptionPermit, LimitError> {
+        let mut c = self.counts.lock().expect("limits lock");
+        let limit = self.config.max_subscriptions_per_client;
+        let n = c.per_client.entry(client).or_insert(0);
+        if limit != 0 && *n >= limit {
+            drop(c);
+            return Err(self.reject(LimitError::MaxSubscriptions { client, limit }));
+        }
+        *n += 1;
+        Ok(SubscriptionPermit {
+            limits: self.clone(),
+            client,
+        })
+    }
+
+    /// Open connections now.
+    pub fn open_connections(&self) -> u32 {
+        self.counts.lock().expect("limits lock").open
+    }
+
+    fn reject(&self, e: LimitError) -> LimitError {
+        self.metrics.rejected(e.reason()).inc();
+        e
+    }
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        self.limits.counts.lock().expect("limits lock").open -= 1;
+        self.limits.metrics.connections.dec();
+        self.limits
+            .metrics
+            .connection_duration
+            .observe(self.opened.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for SubscriptionPermit {
+    fn drop(&mut self) {
+        let mut c = self.limits.counts.lock().expect("limits lock");
+        if let Some(n) = c.per_client.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_admit_exactly_and_release_on_drop() {
+        let m = Arc::new(Metrics::default());
+        let l = Limits::new(
+            LimitsConfig {
+                max_open_connections: 2,
+                max_subscriptions_per_client: 1,
+            },
+            m.clone(),
+        );
+        let a = l.connect().unwrap();
+        let _b = l.connect().unwrap();
+        assert!(matches!(
+            l.connect(),
+            Err(LimitError::MaxConnections { limit: 2 })
+        ));
+        drop(a);
+        let _c = l.connect().unwrap();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let s = l.subscribe(ip).unwrap();
+        assert!(matches!(
+            l.subscribe(ip),
+            Err(LimitError::MaxSubscriptions { .. })
+        ));
+        assert!(l.subscribe("10.0.0.2".parse().unwrap()).is_ok());
+        drop(s);
+        assert!(l.subscribe(ip).is_ok());
+        assert_eq!(m.rejected("max_connections").get(), 1);
+        assert_eq!(m.rejected("max_subscriptions").get(), 1);
+        assert_eq!(m.connections.get(), 2);
+    }
+
+    #[test]
+    fn zero_means_unlimited() {
+        let l = Limits::new(
+            LimitsConfig {
+                max_open_connections: 0,
+                max_subscriptions_per_client: 0,
+            },
+            Arc::new(Metrics::default()),
+        );
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let held: Vec<_> = (0..1000)
+            .map(|_| (l.connect().unwrap(), l.subscribe(ip).unwrap()))
+            .collect();
+        assert_eq!(l.open_connections(), 1000);
+        drop(held);
+        assert_eq!(l.open_connections(), 0);
+    }
+
+    #[test]
+    fn concurrent_connects_never_over_admit() {
+        let l = Limits::new(
+            LimitsConfig {
+                max_open_connections: 50,
+                max_subscriptions_per_client: 0,
+            },
+            Arc::new(Metrics::default()),
+        );
+        let admitted: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..200).map(|_| s.spawn(|| l.connect().ok())).collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().unwrap())
+                .collect()
+        });
+        assert_eq!(admitted.len(), 50);
+    }
+}

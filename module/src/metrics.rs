@@ -1,0 +1,159 @@
+//! The module's Prometheus metrics (DESIGN.md 4.3). The names are a documented contract.
+//! Counters are rendered with the `_total` suffix of the OpenMetrics text format.
+
+use crate::key::SubscriptionKind;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// A single-label label set.
+pub type Label = [(&'static str, &'static str); 1];
+
+/// Every metric of the module. Cheap to update from any thread.
+pub struct Metrics {
+    /// Open WebSocket connections + open gRPC streams.
+    pub connections: Gauge,
+    /// Active subscriptions by `type`.
+    pub subscriptions: Family<Label, Gauge>,
+    /// Messages sent by `type`.
+    pub messages_sent: Family<Label, Counter>,
+    /// Updates a slow client skipped (its outbox still held an unsent value), by `subscription_type`.
+    pub buffer_overflow: Family<Label, Counter>,
+    /// Lifetime of connections and gRPC streams, seconds.
+    pub connection_duration: Histogram,
+    /// Refused connections/subscriptions by `reason`.
+    pub connection_rejected: Family<Label, Counter>,
+    /// Time from the dispatcher producing an update to it being handed to the transport, seconds.
+    pub commit_to_send: Histogram,
+    /// Blocks the dispatcher processed.
+    pub blocks_dispatched: Counter,
+    /// Blocks the commit hook could not queue (queue full); the dispatcher resynchronises.
+    pub blocks_dropped: Counter,
+    /// Blocks waiting in the commit queue when the dispatcher took the last one.
+    pub dispatcher_lag_blocks: Gauge,
+    /// Store writes that could not be decoded.
+    pub decode_errors: Counter,
+    /// Times subscriptions were resynchronised from state (missed blocks, start-up).
+    pub resyncs: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            connections: Gauge::default(),
+            subscriptions: Family::default(),
+            messages_sent: Family::default(),
+            buffer_overflow: Family::default(),
+            connection_duration: Histogram::new(exponential_buckets(0.5, 2.0, 16)),
+            connection_rejected: Family::default(),
+            commit_to_send: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            blocks_dispatched: Counter::default(),
+            blocks_dropped: Counter::default(),
+            dispatcher_lag_blocks: Gauge::default(),
+            decode_errors: Counter::default(),
+            resyncs: Counter::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Subscriptions gauge of a kind.
+    pub fn subscriptions(&self, kind: SubscriptionKind) -> Gauge {
+        self.subscriptions
+            .get_or_create(&[("type", kind.label())])
+            .clone()
+    }
+
+    /// Messages-sent counter of a kind.
+    pub fn messages_sent(&self, kind: SubscriptionKind) -> Counter {
+        self.messages_sent
+            .get_or_create(&[("type", kind.label())])
+            .clone()
+    }
+
+    /// Overflow counter of a kind.
+    pub fn buffer_overflow(&self, kind: SubscriptionKind) -> Counter {
+        self.buffer_overflow
+            .get_or_create(&[("subscription_type", kind.label())])
+            .clone()
+    }
+
+    /// Rejection counter of a reason (`max_connections`, `max_subscriptions`, `invalid_request`, ...).
+    pub fn rejected(&self, reason: &'static str) -> Counter {
+        self.connection_rejected
+            .get_or_create(&[("reason", reason)])
+            .clone()
+    }
+
+    /// Registers every metric in `registry` (the node's telemetry registry).
+    pub fn register(&self, registry: &mut Registry) {
+        // Labelled families start at zero for every kind, so dashboards see them at once.
+        for kind in SubscriptionKind::ALL {
+            self.subscriptions(kind);
+            self.messages_sent(kind);
+            self.buffer_overflow(kind);
+        }
+        registry.register(
+            "stream_connections",
+            "Open WebSocket connections and gRPC streams",
+            self.connections.clone(),
+        );
+        registry.register(
+            "stream_subscriptions",
+            "Active subscriptions by type",
+            self.subscriptions.clone(),
+        );
+        registry.register(
+            "stream_messages_sent",
+            "Messages sent to clients by subscription type",
+            self.messages_sent.clone(),
+        );
+        registry.register(
+            "stream_buffer_overflow",
+            "Updates skipped because a client was not reading (it gets the newest value instead)",
+            self.buffer_overflow.clone(),
+        );
+        registry.register(
+            "stream_connection_duration",
+            "Lifetime of WebSocket connections and gRPC streams in seconds",
+            self.connection_duration.clone(),
+        );
+        registry.register(
+            "stream_connection_rejected",
+            "Refused connections and subscriptions by reason",
+            self.connection_rejected.clone(),
+        );
+        registry.register(
+            "stream_commit_to_send_seconds",
+            "Time from dispatching a committed block to handing the update to the client's transport",
+            self.commit_to_send.clone(),
+        );
+        registry.register(
+            "stream_blocks_dispatched",
+            "Committed blocks processed by the dispatcher",
+            self.blocks_dispatched.clone(),
+        );
+        registry.register(
+            "stream_blocks_dropped",
+            "Committed blocks the commit hook could not queue; the dispatcher resynchronised instead",
+            self.blocks_dropped.clone(),
+        );
+        registry.register(
+            "stream_dispatcher_lag_blocks",
+            "Committed blocks waiting for the dispatcher",
+            self.dispatcher_lag_blocks.clone(),
+        );
+        registry.register(
+            "stream_decode_errors",
+            "Store writes that could not be decoded",
+            self.decode_errors.clone(),
+        );
+        registry.register(
+            "stream_resyncs",
+            "Resynchronisations of subscriptions from state",
+            self.resyncs.clone(),
+        );
+    }
+}
