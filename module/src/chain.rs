@@ -47,6 +47,11 @@ pub enum RequestError {
         /// Which part of the rule it breaks.
         reason: &'static str,
     },
+    /// A stream name that does not exist.
+    #[error(
+        "unknown stream {0:?}; streams: bank/balance, bank/balances, staking/delegations, staking/delegation, staking/unbonding-delegations, staking/unbonding-delegation"
+    )]
+    UnknownStream(String),
     /// A feature of the wire contract this build does not serve yet.
     #[error("{0}")]
     Unsupported(&'static str),

@@ -1,6 +1,9 @@
-//! The `[stream]` table of the node's `app.toml`, parsed once at startup.
+//! The `[stream]` table of the node's `app.toml`, parsed once at startup into typed settings.
 
+use ipnet::IpNet;
 use serde::Deserialize;
+use std::net::IpAddr;
+use std::time::Duration;
 
 /// A bad `[stream]` setting; the message names the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -12,17 +15,71 @@ pub struct ConfigError(pub String);
 pub const DEFAULT_BLOCK_QUEUE: usize = 256;
 /// Subscribe requests waiting for the dispatcher; when full, new subscribers wait.
 pub const DEFAULT_SUBSCRIBE_QUEUE: usize = 1024;
+/// Largest WebSocket message a client may send (control messages are small).
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
 
 /// `[stream]` settings.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamConfig {
-    /// Serve the stream module at all.
+    /// Serve the stream module at all (`enable`, default true).
     pub enable: bool,
-    /// See [`DEFAULT_BLOCK_QUEUE`].
+    /// `block_queue`; see [`DEFAULT_BLOCK_QUEUE`].
     pub block_queue: usize,
-    /// See [`DEFAULT_SUBSCRIBE_QUEUE`].
+    /// `subscribe_queue`; see [`DEFAULT_SUBSCRIBE_QUEUE`].
     pub subscribe_queue: usize,
+    /// WebSocket settings.
+    pub websocket: WebSocketConfig,
+}
+
+/// WebSocket connection handling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSocketConfig {
+    /// `ping_interval` (default 30s): how often the server pings.
+    pub ping_interval: Duration,
+    /// `idle_timeout` (default 60s): a client from which nothing (not even a pong) arrived for
+    /// this long is closed.
+    pub idle_timeout: Duration,
+    /// `write_timeout` (default 10s): a write that cannot complete in time closes the client.
+    pub write_timeout: Duration,
+    /// `max_message_size` (bytes, default 64 KiB): larger inbound messages close the client.
+    pub max_message_size: usize,
+    /// `allowed_origins` (default `["*"]`): browser `Origin`s allowed to connect; `*` allows any.
+    /// Requests without an `Origin` header (non-browser clients) are always allowed.
+    pub allowed_origins: Vec<String>,
+    /// `trusted_proxies` (default none): peers (IPs or CIDRs) whose `X-Forwarded-For` names
+    /// the client; from anyone else the header is ignored.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        WebSocketConfig {
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(10),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            allowed_origins: vec!["*".into()],
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl WebSocketConfig {
+    /// Whether a browser `Origin` may connect.
+    pub fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        match origin {
+            None => true,
+            Some(o) => self
+                .allowed_origins
+                .iter()
+                .any(|a| a == "*" || a.eq_ignore_ascii_case(o)),
+        }
+    }
+
+    /// Whether `peer` is a trusted proxy.
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|n| n.contains(&peer))
+    }
 }
 
 impl Default for StreamConfig {
@@ -31,23 +88,95 @@ impl Default for StreamConfig {
             enable: true,
             block_queue: DEFAULT_BLOCK_QUEUE,
             subscribe_queue: DEFAULT_SUBSCRIBE_QUEUE,
+            websocket: WebSocketConfig::default(),
         }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    enable: Option<bool>,
+    block_queue: Option<usize>,
+    subscribe_queue: Option<usize>,
+    ping_interval: Option<String>,
+    idle_timeout: Option<String>,
+    write_timeout: Option<String>,
+    max_message_size: Option<usize>,
+    allowed_origins: Option<Vec<String>>,
+    trusted_proxies: Option<Vec<String>>,
+}
+
+fn duration(key: &str, v: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+    let Some(v) = v else { return Ok(default) };
+    let d = humantime::parse_duration(&v).map_err(|e| {
+        ConfigError(format!(
+            "{key} = {v:?}: {e}; write a duration such as \"30s\""
+        ))
+    })?;
+    if d.is_zero() {
+        return Err(ConfigError(format!("{key} must be positive")));
+    }
+    Ok(d)
+}
+
+fn positive(key: &str, v: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+    match v {
+        Some(0) => Err(ConfigError(format!("{key} must be at least 1"))),
+        Some(n) => Ok(n),
+        None => Ok(default),
     }
 }
 
 impl StreamConfig {
     /// Parses and checks the `[stream]` table.
     pub fn from_table(table: &toml::Table) -> Result<StreamConfig, ConfigError> {
-        let c: StreamConfig = toml::Value::Table(table.clone())
+        let raw: Raw = toml::Value::Table(table.clone())
             .try_into()
-            .map_err(|e: toml::de::Error| ConfigError(e.message().to_string()))?;
-        if c.block_queue == 0 {
-            return Err(ConfigError("block_queue must be at least 1".into()));
+            .map_err(|e: toml::de::Error| ConfigError(e.message().trim().to_string()))?;
+        let d = WebSocketConfig::default();
+        let websocket = WebSocketConfig {
+            ping_interval: duration("ping_interval", raw.ping_interval, d.ping_interval)?,
+            idle_timeout: duration("idle_timeout", raw.idle_timeout, d.idle_timeout)?,
+            write_timeout: duration("write_timeout", raw.write_timeout, d.write_timeout)?,
+            max_message_size: positive(
+                "max_message_size",
+                raw.max_message_size,
+                d.max_message_size,
+            )?,
+            allowed_origins: raw.allowed_origins.unwrap_or(d.allowed_origins),
+            trusted_proxies: raw
+                .trusted_proxies
+                .unwrap_or_default()
+                .iter()
+                .map(|s| {
+                    s.parse::<IpNet>()
+                        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                        .map_err(|_| {
+                            ConfigError(format!(
+                                "trusted_proxies: {s:?} is not an IP address or CIDR"
+                            ))
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        if websocket.idle_timeout <= websocket.ping_interval {
+            return Err(ConfigError(format!(
+                "idle_timeout ({}) must be longer than ping_interval ({}), or clients are closed before they can answer a ping",
+                humantime::format_duration(websocket.idle_timeout),
+                humantime::format_duration(websocket.ping_interval)
+            )));
         }
-        if c.subscribe_queue == 0 {
-            return Err(ConfigError("subscribe_queue must be at least 1".into()));
-        }
-        Ok(c)
+        Ok(StreamConfig {
+            enable: raw.enable.unwrap_or(true),
+            block_queue: positive("block_queue", raw.block_queue, DEFAULT_BLOCK_QUEUE)?,
+            subscribe_queue: positive(
+                "subscribe_queue",
+                raw.subscribe_queue,
+                DEFAULT_SUBSCRIBE_QUEUE,
+            )?,
+            websocket,
+        })
     }
 }
 
@@ -55,26 +184,66 @@ impl StreamConfig {
 mod tests {
     use super::*;
 
+    fn parse(s: &str) -> Result<StreamConfig, ConfigError> {
+        StreamConfig::from_table(&toml::from_str(s).unwrap())
+    }
+
     #[test]
     fn defaults_unknown_keys_and_bad_values() {
-        assert_eq!(
-            StreamConfig::from_table(&toml::Table::new()).unwrap(),
-            StreamConfig::default()
-        );
-        let t: toml::Table = toml::from_str("enable = false\nblock_queue = 8").unwrap();
-        let c = StreamConfig::from_table(&t).unwrap();
+        assert_eq!(parse("").unwrap(), StreamConfig::default());
+        let c =
+            parse("enable = false\nblock_queue = 8\nping_interval = \"1s\"\nidle_timeout = \"3s\"")
+                .unwrap();
         assert!(!c.enable);
         assert_eq!(c.block_queue, 8);
-        let t: toml::Table = toml::from_str("block_queu = 8").unwrap();
+        assert_eq!(c.websocket.ping_interval, Duration::from_secs(1));
         assert!(
-            StreamConfig::from_table(&t)
+            parse("block_queu = 8")
                 .unwrap_err()
                 .to_string()
                 .contains("block_queu")
         );
-        let t: toml::Table = toml::from_str("block_queue = 0").unwrap();
-        assert!(StreamConfig::from_table(&t).is_err());
-        let t: toml::Table = toml::from_str("block_queue = \"x\"").unwrap();
-        assert!(StreamConfig::from_table(&t).is_err());
+        assert!(
+            parse("block_queue = 0")
+                .unwrap_err()
+                .to_string()
+                .contains("block_queue")
+        );
+        assert!(parse("block_queue = \"x\"").is_err());
+        assert!(
+            parse("ping_interval = \"soon\"")
+                .unwrap_err()
+                .to_string()
+                .contains("ping_interval")
+        );
+        assert!(
+            parse("ping_interval = \"60s\"")
+                .unwrap_err()
+                .to_string()
+                .contains("idle_timeout")
+        );
+        assert!(
+            parse("trusted_proxies = [\"nope\"]")
+                .unwrap_err()
+                .to_string()
+                .contains("nope")
+        );
+    }
+
+    #[test]
+    fn origins_and_proxies() {
+        let c = parse("allowed_origins = [\"https://app.example\"]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.168.1.1\"]").unwrap();
+        let ws = &c.websocket;
+        assert!(ws.origin_allowed(None));
+        assert!(ws.origin_allowed(Some("https://app.example")));
+        assert!(!ws.origin_allowed(Some("https://evil.example")));
+        assert!(ws.trusts("10.1.2.3".parse().unwrap()));
+        assert!(ws.trusts("192.168.1.1".parse().unwrap()));
+        assert!(!ws.trusts("192.168.1.2".parse().unwrap()));
+        assert!(
+            StreamConfig::default()
+                .websocket
+                .origin_allowed(Some("https://any.example"))
+        );
     }
 }

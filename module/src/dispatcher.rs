@@ -295,11 +295,7 @@ impl Dispatcher {
             return;
         }
         topic.last = Arc::new(value);
-        let update = Arc::new(Update {
-            height: self.height,
-            value: topic.last.clone(),
-            produced,
-        });
+        let update = Arc::new(Update::new(self.height, topic.last.clone(), produced));
         let kind = key.kind();
         for (_, outbox) in &topic.subscribers {
             if outbox.publish(update.clone()) {
@@ -342,11 +338,8 @@ impl Dispatcher {
             };
             let id = self.next_id;
             self.next_id += 1;
-            req.outbox.publish(Arc::new(Update {
-                height,
-                value: topic.last.clone(),
-                produced,
-            }));
+            req.outbox
+                .publish(Arc::new(Update::new(height, topic.last.clone(), produced)));
             if req.reply.send(Ok(id)).is_err() {
                 // The client left while we read its snapshot.
                 if topic.subscribers.is_empty() {

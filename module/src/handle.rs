@@ -8,7 +8,7 @@ use crate::limits::{Limits, SubscriptionPermit};
 use crate::metrics::Metrics;
 use crate::outbox::{CloseReason, Next, Outbox};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Cheap-to-clone access to the running module, shared by gRPC and WebSocket.
 #[derive(Clone)]
@@ -19,6 +19,8 @@ pub struct Handle {
     pub limits: Arc<Limits>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Becomes true when the node shuts down.
+    pub shutdown: watch::Receiver<bool>,
     pub(crate) subscribe: mpsc::Sender<SubscribeRequest>,
     pub(crate) unsubscribe: mpsc::UnboundedSender<SubscriptionId>,
 }

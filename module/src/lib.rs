@@ -7,8 +7,8 @@
 //!   ([`StreamConfig`]) and CometBFT's `[rpc]` limits ([`LimitsConfig`]);
 //! - it gets a [`CommitListener`] for its commit path (O(1): one `try_send` of a pointer to
 //!   a bounded queue; it never blocks or fails the node), the tonic service
-//!   `juno.stream.v1.Query` for its gRPC server, and the module's [`Metrics`] to register
-//!   in its telemetry.
+//!   `juno.stream.v1.Query` for its gRPC server, the WebSocket routes for its API port, and
+//!   the module's [`Metrics`] to register in its telemetry.
 //!
 //! ```no_run
 //! # use std::sync::Arc;
@@ -22,9 +22,11 @@
 //! // 2. gRPC: add the service (and its descriptors, for reflection) to the node's server
 //! let service = module.grpc_service();
 //! let descriptors = stream_module::FILE_DESCRIPTOR_SET;
-//! // 3. on node shutdown: every open stream ends with UNAVAILABLE
-//! module.shutdown().await;
-//! # let _ = (listener, service, descriptors); Ok(()) }
+//! // 3. API port: merge the WebSocket routes into the node's axum router
+//! let ws_routes = module.websocket_router(&config);
+//! // 4. on node shutdown: gRPC streams end with UNAVAILABLE, WebSockets with close code 1001
+//! module.shutdown(std::time::Duration::from_secs(10)).await;
+//! # let _ = (listener, service, descriptors, ws_routes); Ok(()) }
 //! ```
 //!
 //! Inside: the commit hook queues whole blocks; the [`dispatcher`] decodes each block, finds
@@ -40,6 +42,7 @@ pub mod config;
 pub mod dispatcher;
 pub mod grpc;
 pub mod handle;
+pub mod json;
 pub mod key;
 pub mod limits;
 pub mod metrics;
@@ -47,6 +50,7 @@ pub mod outbox;
 pub mod reader;
 pub mod topic;
 pub mod value;
+pub mod ws;
 
 pub use chain::{Chain, RequestError};
 pub use config::{ConfigError, StreamConfig};
@@ -134,6 +138,7 @@ impl StreamModule {
                 chain,
                 limits: Limits::new(limits, metrics.clone()),
                 metrics: metrics.clone(),
+                shutdown: shutdown.subscribe(),
                 subscribe: subscribe_tx,
                 unsubscribe: unsubscribe_tx,
             },
@@ -167,13 +172,22 @@ impl StreamModule {
         &self.handle.metrics
     }
 
-    /// Ends every subscription with "shutting down" (gRPC `UNAVAILABLE`) and stops the
-    /// dispatcher.
-    pub async fn shutdown(&self) {
+    /// Ends every subscription (gRPC `UNAVAILABLE`, WebSocket close code 1001), stops the
+    /// dispatcher, and waits (up to `grace`) until every connection has said goodbye.
+    pub async fn shutdown(&self, grace: std::time::Duration) {
         let _ = self.shutdown.send(true);
         let task = self.task.lock().expect("task lock").take();
         if let Some(task) = task {
             let _ = task.await;
         }
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.handle.limits.open_connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The WebSocket routes (`/ws`, `/ws/subscribe/...`) for the node's API server.
+    pub fn websocket_router(&self, config: &StreamConfig) -> axum::Router {
+        ws::router(self.handle.clone(), config.websocket.clone())
     }
 }

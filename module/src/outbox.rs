@@ -107,14 +107,14 @@ mod tests {
     use stream_abci_listener::Int;
 
     fn update(h: i64) -> Arc<Update> {
-        Arc::new(Update {
-            height: h,
-            value: Arc::new(Value::Balance(Coin {
+        Arc::new(Update::new(
+            h,
+            Arc::new(Value::Balance(Coin {
                 denom: "ujuno".into(),
                 amount: Int::from(h as u64),
             })),
-            produced: Instant::now(),
-        })
+            Instant::now(),
+        ))
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! What subscribers receive: a wire-neutral value at a committed height. The gRPC and
 //! WebSocket layers render it; the dispatcher computes it once per topic per block.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use stream_abci_listener::{Dec, Int, UnbondingEntry};
 
@@ -56,7 +56,7 @@ pub enum Value {
 }
 
 /// A value at a committed height, as handed to subscribers.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Update {
     /// Committed height the value is current at.
     pub height: i64,
@@ -64,4 +64,24 @@ pub struct Update {
     pub value: Arc<Value>,
     /// When the dispatcher produced it (commit-to-send latency).
     pub produced: Instant,
+    /// The WebSocket JSON, rendered once for all subscribers of the update.
+    json: OnceLock<String>,
+}
+
+impl Update {
+    /// An update of `value` at `height`.
+    pub fn new(height: i64, value: Arc<Value>, produced: Instant) -> Update {
+        Update {
+            height,
+            value,
+            produced,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The WebSocket JSON text of this update (DESIGN.md 4.2), rendered on first use.
+    pub fn json(&self) -> &str {
+        self.json
+            .get_or_init(|| crate::json::render(self.height, &self.value))
+    }
 }

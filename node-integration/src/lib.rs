@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -19,6 +20,6 @@ pub mod node;
 pub mod simulate;
 pub mod state;
 pub mod store;
-#[cfg(feature = "stream")]
 pub mod stream;
+pub mod telemetry;
 pub mod tx;

@@ -53,6 +53,7 @@ struct Shared {
     history: RwLock<History>,
     dev_ops: Mutex<Vec<(DevOp, DevOpWaiter)>>,
     height: watch::Sender<i64>,
+    metrics: Arc<crate::telemetry::NodeMetrics>,
     chain_id: String,
     params: Params,
 }
@@ -108,6 +109,7 @@ impl Node {
                 history: RwLock::new(History::default()),
                 dev_ops: Mutex::new(Vec::new()),
                 height,
+                metrics: Arc::default(),
             }),
         }
     }
@@ -129,6 +131,11 @@ impl Node {
     /// Chain parameters.
     pub fn params(&self) -> &Params {
         &self.shared.params
+    }
+
+    /// The node's metrics.
+    pub fn metrics(&self) -> &Arc<crate::telemetry::NodeMetrics> {
+        &self.shared.metrics
     }
 
     /// Watches the latest committed height.
@@ -248,7 +255,25 @@ impl Node {
                 }
             }
         }
+        let mempool = self.shared.mempool.lock().expect("mempool lock").txs.len();
         drop(app);
+        let m = &self.shared.metrics;
+        m.height.set(height);
+        m.mempool.set(mempool as i64);
+        m.txs.inc_by(committed.block.results.len() as u64);
+        m.failed_txs.inc_by(
+            committed
+                .block
+                .results
+                .iter()
+                .filter(|r| r.code != 0)
+                .count() as u64,
+        );
+        if let Ok(d) = committed.block.time.duration_since(last.block.time)
+            && last.block.height > 0
+        {
+            m.block_interval.observe(d.as_secs_f64());
+        }
         for (w, r) in waiters.into_iter().zip(dev_results) {
             let _ = w.send((height, r));
         }

@@ -381,7 +381,7 @@ async fn snapshot_first_then_one_message_per_changed_block() {
         (4, vec![("uatom".into(), "7".into())])
     );
     quiet(&one).await;
-    m.shutdown().await;
+    m.shutdown(Duration::from_secs(1)).await;
 }
 
 /// A fresh subscriber's snapshot of `alice`'s balances.
@@ -440,7 +440,7 @@ async fn delegation_balance_follows_the_validator_and_removal_is_found_false() {
     hook.on_commit(mem.commit(vec![validator(&val, 600, 700)]));
     quiet(&one).await;
     quiet(&all).await;
-    m.shutdown().await;
+    m.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test]
@@ -481,7 +481,7 @@ async fn unbonding_entries_and_completion() {
     hook.on_commit(mem.commit(vec![unbonding(&alice, &val, &[])]));
     assert_eq!(next(&one).await, (3, Value::UnbondingDelegation(None)));
     assert_eq!(next(&all).await, (3, Value::UnbondingDelegations(vec![])));
-    m.shutdown().await;
+    m.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test]
@@ -504,7 +504,7 @@ async fn subscribing_before_the_first_block_waits_for_it() {
         .on_commit(mem.commit(vec![balance(&alice, "ujuno", 1)]));
     let s = pending.await.unwrap();
     assert_eq!(next(&s).await.0, 1);
-    m.shutdown().await;
+    m.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test]
@@ -550,7 +550,7 @@ async fn a_full_block_queue_never_blocks_the_commit_hook_and_gaps_are_resynchron
             break;
         }
     }
-    m.shutdown().await;
+    m.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test]
@@ -560,7 +560,7 @@ async fn shutdown_closes_every_subscription() {
     m.commit_listener().on_commit(mem.commit(vec![]));
     let s = subscribe(&m, SubscriptionKey::Balances { address: addr(1) }).await;
     next(&s).await;
-    m.shutdown().await;
+    m.shutdown(Duration::from_secs(1)).await;
     assert!(matches!(
         s.next().await,
         Next::Closed(CloseReason::Shutdown)
@@ -599,5 +599,5 @@ async fn dropped_subscriptions_leave_the_index() {
     hook.on_commit(mem.commit(vec![balance(&addr(1), "ujuno", 3)]));
     let s = subscribe(&m, SubscriptionKey::Balances { address: addr(1) }).await;
     assert_eq!(next(&s).await.0, 2);
-    m.shutdown().await;
+    m.shutdown(Duration::from_secs(1)).await;
 }

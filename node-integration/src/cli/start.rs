@@ -80,26 +80,17 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
                 let _ = rx.wait_for(|s| *s).await;
             }
         };
-        #[cfg(feature = "stream")]
-        let stream = crate::stream::start(&node, &home, &config)?;
+        let stream = crate::stream::Stream::start(&node, &home, &config)?;
         let mut tasks = tokio::task::JoinSet::new();
         if config.app.grpc.enable {
             let addr = config.grpc_address(&home)?;
             let listener = crate::grpc::bind(addr).await?;
-            #[cfg(feature = "stream")]
-            let routes = {
-                let descriptors: &[&'static [u8]] = match &stream {
-                    Some(_) => &[stream_module::FILE_DESCRIPTOR_SET],
-                    None => &[],
-                };
-                let mut routes = crate::grpc::routes(&node, descriptors)?;
-                if let Some(m) = &stream {
-                    routes.add_service(m.grpc_service());
-                }
-                routes.routes()
-            };
-            #[cfg(not(feature = "stream"))]
-            let routes = crate::grpc::routes(&node, &[])?.routes();
+            let descriptors = stream.as_ref().map(|s| s.descriptors()).unwrap_or_default();
+            let mut routes = crate::grpc::routes(&node, descriptors)?;
+            if let Some(s) = &stream {
+                s.add_grpc(&mut routes);
+            }
+            let routes = routes.routes();
             let stop = stopped();
             tasks.spawn(async move {
                 crate::grpc::serve(listener, routes, stop)
@@ -107,7 +98,27 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
                     .map_err(|e| anyhow!("gRPC server: {e}"))
             });
         }
-        let api = config.api_address(&home)?;
+        if config.app.api.enable {
+            let addr = config.api_address(&home)?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow!("cannot listen for the API on {addr}: {e} (is another node running? set --api.address)"))?;
+            let registry = config.app.telemetry.enabled.then(|| {
+                let mut r = prometheus_client::registry::Registry::default();
+                node.metrics().register(&mut r);
+                if let Some(s) = &stream {
+                    s.register_metrics(&mut r);
+                }
+                r
+            });
+            let router = crate::api::router(registry, stream.as_ref().map(|s| s.websocket_router()));
+            let stop = stopped();
+            tasks.spawn(async move {
+                crate::api::serve(listener, router, stop)
+                    .await
+                    .map_err(|e| anyhow!("API server: {e}"))
+            });
+        }
         eprintln!(
             "streamd: chain {} | gRPC {} | API {} | block time {} | simulate {simulate} tx/block",
             node.chain_id(),
@@ -116,7 +127,11 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
             } else {
                 "disabled"
             },
-            api,
+            if config.app.api.enable {
+                config.app.api.address.as_str()
+            } else {
+                "disabled"
+            },
             humantime::format_duration(block_time),
         );
         let producer = node.clone();
@@ -138,10 +153,10 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
             Some(r) = tasks.join_next() => r.map_err(anyhow::Error::from).and_then(|r| r),
         };
         tracing::info!("shutting down");
-        // Streams first: each ends with UNAVAILABLE, which lets the gRPC server drain.
-        #[cfg(feature = "stream")]
-        if let Some(m) = &stream {
-            m.shutdown().await;
+        // Streams first: each ends with UNAVAILABLE or close code 1001, which lets the
+        // servers drain.
+        if let Some(s) = &stream {
+            s.shutdown().await;
         }
         let _ = stop_tx.send(true);
         while let Some(r) = tasks.join_next().await {

@@ -1,0 +1,256 @@
+//! One WebSocket connection: writes with a deadline, pings on an interval, closes a client
+//! that has been silent (not even a pong) for the idle timeout, answers close frames, and
+//! sends close code 1001 on shutdown. `single` serves a path route's one subscription;
+//! `multiplexed` serves `/ws` and its control messages.
+
+use super::control::{self, Reply};
+use crate::config::WebSocketConfig;
+use crate::handle::{Handle, Subscription};
+use crate::limits::ConnectionPermit;
+use crate::outbox::{CloseReason, Next};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, Interval, Sleep, interval_at, sleep, timeout};
+
+/// Updates waiting between `/ws` subscription forwarders and the connection's writer; when
+/// full, forwarders wait and their outboxes keep only the newest value.
+const MUX_QUEUE: usize = 64;
+
+/// What happened on the connection.
+enum Inbound {
+    /// Time to ping.
+    PingDue,
+    /// Nothing arrived for the idle timeout.
+    Idle,
+    /// A text message.
+    Text(Utf8Bytes),
+    /// A binary message.
+    Binary,
+    /// Any frame counts as life; nothing else to do.
+    Alive,
+    /// The client closed or the socket failed.
+    Gone,
+}
+
+/// A connection's socket with its heartbeat and deadlines.
+struct Conn {
+    sink: SplitSink<WebSocket, Message>,
+    stream: SplitStream<WebSocket>,
+    config: Arc<WebSocketConfig>,
+    ping: Interval,
+    idle: Pin<Box<Sleep>>,
+}
+
+/// The socket cannot be written to any more.
+struct Broken;
+
+impl Conn {
+    fn new(socket: WebSocket, config: Arc<WebSocketConfig>) -> Conn {
+        let (sink, stream) = socket.split();
+        let start = Instant::now();
+        Conn {
+            sink,
+            stream,
+            ping: interval_at(start + config.ping_interval, config.ping_interval),
+            idle: Box::pin(sleep(config.idle_timeout)),
+            config,
+        }
+    }
+
+    async fn send(&mut self, m: Message) -> Result<(), Broken> {
+        match timeout(self.config.write_timeout, self.sink.send(m)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Broken),
+        }
+    }
+
+    async fn text(&mut self, s: impl Into<Utf8Bytes>) -> Result<(), Broken> {
+        self.send(Message::Text(s.into())).await
+    }
+
+    async fn close(&mut self, code: u16, reason: &str) {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = self.send(Message::Close(Some(frame))).await;
+    }
+
+    async fn close_for(&mut self, r: CloseReason) {
+        match r {
+            CloseReason::Shutdown => self.close(close_code::AWAY, "server shutting down").await,
+            CloseReason::Failed(m) => self.close(close_code::ERROR, &truncate(&m)).await,
+        }
+    }
+
+    /// The next event: a frame (any frame resets the idle deadline), a ping due, or idleness.
+    async fn event(&mut self) -> Inbound {
+        let frame = tokio::select! {
+            f = self.stream.next() => f,
+            _ = self.ping.tick() => return Inbound::PingDue,
+            _ = &mut self.idle => return Inbound::Idle,
+        };
+        match frame {
+            Some(Ok(m)) => {
+                let deadline = Instant::now() + self.config.idle_timeout;
+                self.idle.as_mut().reset(deadline);
+                match m {
+                    Message::Text(t) => Inbound::Text(t),
+                    Message::Binary(_) => Inbound::Binary,
+                    // The library queued the pong / close reply; push it out now.
+                    Message::Ping(_) => {
+                        let _ = timeout(self.config.write_timeout, self.sink.flush()).await;
+                        Inbound::Alive
+                    }
+                    Message::Pong(_) => Inbound::Alive,
+                    Message::Close(_) => {
+                        let _ = timeout(self.config.write_timeout, self.sink.flush()).await;
+                        Inbound::Gone
+                    }
+                }
+            }
+            // Includes messages over max_message_size.
+            Some(Err(_)) | None => Inbound::Gone,
+        }
+    }
+}
+
+/// Close reason for a silent client.
+const IDLE: &str = "idle timeout: nothing received, not even a pong";
+
+/// Close reasons are limited to 123 bytes by the protocol.
+fn truncate(s: &str) -> String {
+    let mut end = s.len().min(120);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+async fn shutting_down(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// A path route's connection: the subscription's updates until either side ends.
+pub(super) async fn single(
+    socket: WebSocket,
+    sub: Subscription,
+    _connection: ConnectionPermit,
+    config: Arc<WebSocketConfig>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut c = Conn::new(socket, config);
+    loop {
+        tokio::select! {
+            _ = shutting_down(&mut shutdown) => return c.close(close_code::AWAY, "server shutting down").await,
+            next = sub.next() => match next {
+                Next::Update(u) => if c.text(u.json()).await.is_err() { return },
+                Next::Closed(r) => return c.close_for(r).await,
+            },
+            event = c.event() => match event {
+                Inbound::Gone => return,
+                Inbound::PingDue => if c.send(Message::Ping(Default::default())).await.is_err() { return },
+                Inbound::Idle => return c.close(close_code::POLICY, IDLE).await,
+                // A path route takes no messages; anything a client sends only shows it is alive.
+                Inbound::Text(_) | Inbound::Binary | Inbound::Alive => {}
+            },
+        }
+    }
+}
+
+/// `/ws`: several subscriptions on one connection, driven by JSON control messages.
+pub(super) async fn multiplexed(
+    socket: WebSocket,
+    handle: Handle,
+    client: IpAddr,
+    _connection: ConnectionPermit,
+    config: Arc<WebSocketConfig>,
+) {
+    let mut shutdown = handle.shutdown.clone();
+    let mut c = Conn::new(socket, config);
+    let (updates_tx, mut updates) = mpsc::channel::<(String, Next)>(MUX_QUEUE);
+    let mut subs: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut next_id = 1u64;
+    loop {
+        let alive = tokio::select! {
+            _ = shutting_down(&mut shutdown) => {
+                c.close(close_code::AWAY, "server shutting down").await;
+                false
+            }
+            Some((sid, next)) = updates.recv() => match next {
+                Next::Update(u) => c.text(control::update(&sid, u.json())).await.is_ok(),
+                Next::Closed(r) => {
+                    subs.remove(&sid);
+                    c.text(control::ended(&sid, &r)).await.is_ok()
+                }
+            },
+            event = c.event() => match event {
+                Inbound::Gone => false,
+                Inbound::Alive => true,
+                Inbound::PingDue => c.send(Message::Ping(Default::default())).await.is_ok(),
+                Inbound::Idle => {
+                    c.close(close_code::POLICY, IDLE).await;
+                    false
+                }
+                Inbound::Binary => c.text(control::binary_refused()).await.is_ok(),
+                Inbound::Text(t) => {
+                    let reply = match control::parse_with(&handle, t.as_str()) {
+                        Err(reply) => reply,
+                        Ok(control::Request::Subscribe { id, key }) => {
+                            match control::subscribe(&handle, client, id, key).await {
+                                Err(reply) => reply,
+                                Ok((id, sub)) => {
+                                    let sid = format!("s{next_id}");
+                                    next_id += 1;
+                                    // The result goes out before the forwarder can send the snapshot.
+                                    if c.text(control::subscribed(&id, &sid)).await.is_err() {
+                                        break;
+                                    }
+                                    subs.insert(sid.clone(), tokio::spawn(forward(sid, sub, updates_tx.clone())));
+                                    continue;
+                                }
+                            }
+                        }
+                        Ok(control::Request::Unsubscribe { id, subscription }) => match subs.remove(&subscription) {
+                            Some(task) => {
+                                task.abort();
+                                control::unsubscribed(&id, &subscription)
+                            }
+                            None => control::unknown_subscription(&id, &subscription),
+                        },
+                    };
+                    send_reply(&mut c, reply).await
+                }
+            },
+        };
+        if !alive {
+            break;
+        }
+    }
+    for task in subs.into_values() {
+        task.abort();
+    }
+}
+
+async fn send_reply(c: &mut Conn, reply: Reply) -> bool {
+    c.text(reply.0).await.is_ok()
+}
+
+/// Moves one `/ws` subscription's updates to the connection. Aborting it drops the
+/// subscription, which unsubscribes.
+async fn forward(sid: String, sub: Subscription, to: mpsc::Sender<(String, Next)>) {
+    loop {
+        let next = sub.next().await;
+        let end = matches!(next, Next::Closed(_));
+        if to.send((sid.clone(), next)).await.is_err() || end {
+            return;
+        }
+    }
+}

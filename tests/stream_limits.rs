@@ -1,0 +1,151 @@
+//! End-to-end: CometBFT's `[rpc] max_open_connections` and `max_subscriptions_per_client`
+//! (config/config.toml) limit open gRPC streams: one over the limit gets RESOURCE_EXHAUSTED
+//! with a message naming the setting, and a dropped stream frees its slot at once.
+
+mod stream_support;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use stream_support::configured::ConfiguredNode;
+use stream_support::{Recorder, StreamKey, open_error};
+use support::accounts::BOND_DENOM;
+use tonic::Code;
+use tonic::transport::Channel;
+
+/// Opens `key` and waits for its snapshot; fails the test if the node refuses it.
+async fn admitted(channel: Channel, key: &StreamKey) -> Recorder {
+    let mut recorder = Recorder::start(channel, key).await;
+    recorder.next().await;
+    recorder
+}
+
+/// Asserts the node refuses `key` with RESOURCE_EXHAUSTED naming `setting`.
+async fn refused(channel: Channel, key: &StreamKey, setting: &str) {
+    let status = open_error(channel, key).await;
+    assert_eq!(
+        status.code(),
+        Code::ResourceExhausted,
+        "{key:?}: {status:?}"
+    );
+    assert!(
+        status.message().contains(setting),
+        "the refusal must name {setting}: {:?}",
+        status.message()
+    );
+}
+
+/// Opens `key` again right after a slot was freed: the first attempt must succeed; should it
+/// not, the test still reports how long the slot took to come back.
+async fn admitted_at_once(channel: Channel, key: &StreamKey) -> Recorder {
+    let started = Instant::now();
+    match Recorder::open(channel.clone(), key).await {
+        Ok(mut recorder) => {
+            recorder.next().await;
+            recorder
+        }
+        Err(first) => {
+            let freed = loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if let Ok(r) = Recorder::open(channel.clone(), key).await {
+                    break Some(r);
+                }
+                if started.elapsed() > Duration::from_secs(10) {
+                    break None;
+                }
+            };
+            panic!(
+                "a dropped stream must free its slot at once; the next stream got {first:?} \
+                 (slot back after {:?}: {})",
+                started.elapsed(),
+                freed.is_some()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn max_open_connections_refuses_the_fourth_stream_until_one_is_dropped() {
+    let node = ConfiguredNode::start(&[
+        ("max_open_connections", 3),
+        ("max_subscriptions_per_client", 0),
+    ])
+    .await;
+    let keys = [
+        StreamKey::balance("alice", BOND_DENOM),
+        StreamKey::delegations("bob"),
+        StreamKey::unbonding_delegation("carol", "validator1"),
+        StreamKey::all_balances("carol"),
+    ];
+    // Three clients, one stream each; the limit counts streams, whoever opens them.
+    let mut open = vec![
+        admitted(node.channel_from(2), &keys[0]).await,
+        admitted(node.channel_from(3), &keys[1]).await,
+        admitted(node.channel_from(3), &keys[2]).await,
+    ];
+    refused(node.channel_from(4), &keys[3], "max_open_connections").await;
+    refused(node.channel_from(2), &keys[0], "max_open_connections").await;
+
+    // Standard queries are not streams and are not limited.
+    node.try_height()
+        .await
+        .expect("standard queries answer while the stream limit is reached");
+
+    drop(open.remove(1));
+    let fourth = admitted_at_once(node.channel_from(4), &keys[3]).await;
+    refused(node.channel_from(5), &keys[1], "max_open_connections").await;
+    drop(fourth);
+    drop(open);
+    // All three slots are back.
+    let _again: Vec<Recorder> = vec![
+        admitted_at_once(node.channel_from(6), &keys[0]).await,
+        admitted_at_once(node.channel_from(6), &keys[1]).await,
+        admitted_at_once(node.channel_from(7), &keys[2]).await,
+    ];
+}
+
+#[tokio::test]
+async fn max_subscriptions_per_client_refuses_the_third_stream_from_one_address() {
+    let node = ConfiguredNode::start(&[("max_subscriptions_per_client", 2)]).await;
+    let keys = [
+        StreamKey::balance("alice", BOND_DENOM),
+        StreamKey::delegation("alice", "validator1"),
+        StreamKey::unbonding_delegations("bob"),
+    ];
+    // Two connections from 127.0.0.1: the limit is per client address, not per connection.
+    let first_connection = node.channel_from(1);
+    let second_connection = node.channel_from(1);
+    let mut held = vec![
+        admitted(first_connection.clone(), &keys[0]).await,
+        admitted(second_connection.clone(), &keys[1]).await,
+    ];
+    refused(
+        first_connection.clone(),
+        &keys[2],
+        "max_subscriptions_per_client",
+    )
+    .await;
+    refused(
+        node.channel_from(1),
+        &keys[2],
+        "max_subscriptions_per_client",
+    )
+    .await;
+
+    // Another client address has its own two.
+    let _other = [
+        admitted(node.channel_from(2), &keys[2]).await,
+        admitted(node.channel_from(2), &keys[0]).await,
+    ];
+    refused(
+        node.channel_from(2),
+        &keys[1],
+        "max_subscriptions_per_client",
+    )
+    .await;
+
+    // Dropping one of 127.0.0.1's streams gives it a slot back.
+    drop(held.remove(0));
+    held.push(admitted_at_once(second_connection, &keys[2]).await);
+    refused(first_connection, &keys[0], "max_subscriptions_per_client").await;
+}
