@@ -68,7 +68,7 @@ async fn a_send_updates_the_sender_and_the_recipient_at_the_tx_height() {
         all_balances(GENESIS_UATOM, g),
     )
     .await;
-    // A denom bob does not hold yet: "0" first, then the first coins received.
+    // A denom nobody holds: "0", and no message while other denoms move.
     let mut bob_foo = subscribe(
         &node,
         3,
@@ -141,18 +141,19 @@ async fn a_send_updates_the_sender_and_the_recipient_at_the_tx_height() {
     .await;
     expect_message(&node, &mut bob_all, h3, all_balances(GENESIS_UATOM + 25, g)).await;
 
-    // Only the ufoo stream follows ufoo; bob's account never held any, alice has none.
+    // alice gives away all her uatom: the balance reads "0" and leaves the list.
+    let rest = format!("{}uatom", GENESIS_UATOM - 25);
     let h4 = node
-        .tx_ok(&["bank", "send", "bob", "alice", "1uatom"])
+        .tx_ok(&["bank", "send", "alice", "bob", &rest])
         .await
         .height;
-    expect_message(
-        &node,
-        &mut alice_atom,
-        h4,
-        balance(ATOM_DENOM, GENESIS_UATOM - 24),
-    )
-    .await;
+    expect_message(&node, &mut alice_atom, h4, balance(ATOM_DENOM, 0)).await;
+    let only_ujuno = StreamValue::AllBalances(vec![coin(BOND_DENOM, g)]);
+    expect_message(&node, &mut alice_all, h4, only_ujuno).await;
+    expect_message(&node, &mut bob_all, h4, all_balances(2 * GENESIS_UATOM, g)).await;
+
+    // Nothing moved ujuno or ufoo since h3.
+    node.wait_for_height(h4 + 3).await;
     for recorder in [&mut alice, &mut bob, &mut bob_foo] {
         assert_eq!(
             recorder.pending(),

@@ -45,8 +45,9 @@ impl Rng {
     fn key(&mut self) -> StreamKey {
         let name = *self.pick(&DEV_KEYS);
         let validator = *self.pick(&VALIDATORS);
+        let denom = *self.pick(&[BOND_DENOM, ATOM_DENOM]);
         match self.below(6) {
-            0 => StreamKey::balance(name, *self.pick(&[BOND_DENOM, ATOM_DENOM])),
+            0 => StreamKey::balance(name, denom),
             1 => StreamKey::all_balances(name),
             2 => StreamKey::delegations(name),
             3 => StreamKey::delegation(name, validator),

@@ -104,14 +104,22 @@ struct GrpcurlStream {
 impl GrpcurlStream {
     /// `grpcurl -plaintext -d DATA HOST:PORT METHOD`, the reference document's form.
     fn spawn(grpcurl: &PathBuf, node: &TestNode, data: &str, method: &str) -> GrpcurlStream {
+        GrpcurlStream::spawn_with(grpcurl, node, &[], data, method)
+    }
+
+    /// The same with `extra` flags after `-plaintext`.
+    fn spawn_with(
+        grpcurl: &PathBuf,
+        node: &TestNode,
+        extra: &[&str],
+        data: &str,
+        method: &str,
+    ) -> GrpcurlStream {
+        let addr = node.grpc_addr().to_string();
         let mut child = Command::new(grpcurl)
-            .args([
-                "-plaintext",
-                "-d",
-                data,
-                &node.grpc_addr().to_string(),
-                method,
-            ])
+            .arg("-plaintext")
+            .args(extra)
+            .args(["-d", data, &addr, method])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -426,35 +434,10 @@ async fn a_grpcurl_stream_prints_each_change_and_errors_name_the_field() {
     let addr = node.grpc_addr().to_string();
     let v2 = valoper("validator2");
     let data = format!(r#"{{"delegator_address":"{alice}", "validator_address":"{v2}"}}"#);
-    let mut child = Command::new(&grpcurl)
-        .args([
-            "-plaintext",
-            "-emit-defaults",
-            "-d",
-            &data,
-            &addr,
-            "juno.stream.v1.Query/StreamDelegation",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run grpcurl");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut text = String::new();
-    let missing = tokio::time::timeout(STREAM_TIMEOUT, async {
-        while let Some(line) = lines.next_line().await.expect("read") {
-            text.push_str(&line);
-            if let Ok(value) = serde_json::from_str::<Value>(&text) {
-                return value;
-            }
-        }
-        panic!("grpcurl ended early: {text:?}");
-    })
-    .await
-    .expect("a message");
-    let _ = child.start_kill();
+    let method = "juno.stream.v1.Query/StreamDelegation";
+    let mut stream = GrpcurlStream::spawn_with(&grpcurl, &node, &["-emit-defaults"], &data, method);
+    let missing = stream.next().await;
+    stream.stop().await;
     assert_eq!(missing["found"], json!(false), "{missing}");
     assert!(missing["delegation"].is_null(), "{missing}");
 

@@ -272,6 +272,15 @@ impl App {
     /// Commit: the finalized block becomes the last committed state, then every listener
     /// receives its change set.
     pub fn commit(&mut self) -> Arc<Committed> {
+        self.commit_with(|_| {})
+    }
+
+    /// Commit, running `before_listeners` on the new state first (the node uses it to make
+    /// the height queryable before any listener can ask for it).
+    pub fn commit_with(
+        &mut self,
+        before_listeners: impl FnOnce(&Arc<Committed>),
+    ) -> Arc<Committed> {
         let (ctx, block) = self.pending.take().expect("commit follows finalize_block");
         let (state, changes) = ctx.ws.finish();
         let committed = Arc::new(Committed {
@@ -279,6 +288,7 @@ impl App {
             state,
         });
         self.last = committed.clone();
+        before_listeners(&committed);
         let commit = Arc::new(BlockCommit {
             height: committed.block.height,
             time: committed.block.time,

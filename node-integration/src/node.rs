@@ -242,8 +242,7 @@ impl Node {
             txs,
             dev_ops,
         });
-        let committed = app.commit();
-        self.record(&committed);
+        let committed = app.commit_with(|c| self.record(c));
         // Recheck: the mempool's remaining txs against the new state.
         {
             let mut pool = self.shared.mempool.lock().expect("mempool lock");

@@ -12,6 +12,7 @@ pub mod configured;
 pub mod recorder;
 pub mod standard;
 pub mod values;
+pub mod watch;
 
 #[allow(unused_imports)] // each test binary uses a different part of these helpers
 pub use recorder::{Recorder, open_error};

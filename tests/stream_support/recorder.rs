@@ -148,6 +148,13 @@ impl Recorder {
             .unwrap_or_else(|s| panic!("{} {key:?} refused: {s:?}", key.rpc()))
     }
 
+    /// Cancels the stream (as a client that goes away) and waits until the client side has
+    /// let go of it, so the reset is on its way to the node when this returns.
+    pub async fn close(mut self) {
+        self.reader.abort();
+        let _ = (&mut self.reader).await;
+    }
+
     /// Every message received so far, in order.
     pub fn received(&self) -> &[StreamMessage] {
         &self.received

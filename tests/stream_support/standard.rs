@@ -22,24 +22,25 @@ fn at<T>(message: T, height: i64) -> Request<T> {
     request
 }
 
-/// Unwraps an answer, checking it was given at `height` (the response header echoes it).
-fn answer<T>(result: Result<Response<T>, Status>, height: i64, what: &str) -> Result<T, Status> {
-    let response = result?;
+/// The answer, checked to be given at `height` (the response header echoes it); `None` for
+/// NOT_FOUND; any other error fails the test.
+fn answer<T>(result: Result<Response<T>, Status>, height: i64, what: &str) -> Option<T> {
+    let response = match result {
+        Ok(response) => response,
+        Err(status) if status.code() == Code::NotFound => return None,
+        Err(status) => panic!("{what}: {status:?}"),
+    };
     assert_eq!(
         answered_height(&response),
         Some(height),
         "{what}: {HEIGHT_HEADER} of the answer must echo the requested height"
     );
-    Ok(response.into_inner())
+    Some(response.into_inner())
 }
 
-/// `Ok(None)` for NOT_FOUND, the object otherwise; any other error fails the test.
-fn optional<T>(result: Result<T, Status>, what: &str) -> Option<T> {
-    match result {
-        Ok(value) => Some(value),
-        Err(status) if status.code() == Code::NotFound => None,
-        Err(status) => panic!("{what}: {status:?}"),
-    }
+/// Like [`answer`] for queries that always have an answer.
+fn required<T>(result: Result<Response<T>, Status>, height: i64, what: &str) -> T {
+    answer(result, height, what).unwrap_or_else(|| panic!("{what}: NOT_FOUND"))
 }
 
 /// What the standard queries answer for `key` at committed height `height`.
@@ -48,12 +49,11 @@ pub async fn standard_value(node: &TestNode, key: &StreamKey, height: i64) -> St
     match key.clone() {
         StreamKey::Balance { address, denom } => {
             let request = QueryBalanceRequest { address, denom };
-            let response = answer(
+            let response = required(
                 node.bank().balance(at(request, height)).await,
                 height,
                 &what,
-            )
-            .unwrap_or_else(|s| panic!("{what}: {s:?}"));
+            );
             StreamValue::Balance(response.balance.expect("Balance answers with a coin"))
         }
         StreamKey::AllBalances { address } => {
@@ -62,12 +62,11 @@ pub async fn standard_value(node: &TestNode, key: &StreamKey, height: i64) -> St
                 pagination: None,
                 resolve_denom: false,
             };
-            let response = answer(
+            let response = required(
                 node.bank().all_balances(at(request, height)).await,
                 height,
                 &what,
-            )
-            .unwrap_or_else(|s| panic!("{what}: {s:?}"));
+            );
             StreamValue::AllBalances(response.balances)
         }
         StreamKey::Delegations { delegator } => {
@@ -75,14 +74,13 @@ pub async fn standard_value(node: &TestNode, key: &StreamKey, height: i64) -> St
                 delegator_addr: delegator,
                 pagination: None,
             };
-            let response = answer(
+            let response = required(
                 node.staking()
                     .delegator_delegations(at(request, height))
                     .await,
                 height,
                 &what,
-            )
-            .unwrap_or_else(|s| panic!("{what}: {s:?}"));
+            );
             StreamValue::Delegations(response.delegation_responses)
         }
         StreamKey::Delegation {
@@ -98,7 +96,7 @@ pub async fn standard_value(node: &TestNode, key: &StreamKey, height: i64) -> St
                 height,
                 &what,
             );
-            StreamValue::Delegation(optional(response, &what).map(|r| {
+            StreamValue::Delegation(response.map(|r| {
                 r.delegation_response
                     .expect("Delegation answers with a delegation_response")
             }))
@@ -108,14 +106,13 @@ pub async fn standard_value(node: &TestNode, key: &StreamKey, height: i64) -> St
                 delegator_addr: delegator,
                 pagination: None,
             };
-            let response = answer(
+            let response = required(
                 node.staking()
                     .delegator_unbonding_delegations(at(request, height))
                     .await,
                 height,
                 &what,
-            )
-            .unwrap_or_else(|s| panic!("{what}: {s:?}"));
+            );
             StreamValue::UnbondingDelegations(response.unbonding_responses)
         }
         StreamKey::UnbondingDelegation {
@@ -133,7 +130,7 @@ pub async fn standard_value(node: &TestNode, key: &StreamKey, height: i64) -> St
                 height,
                 &what,
             );
-            StreamValue::UnbondingDelegation(optional(response, &what).map(|r| {
+            StreamValue::UnbondingDelegation(response.map(|r| {
                 r.unbond
                     .expect("UnbondingDelegation answers with an unbond")
             }))

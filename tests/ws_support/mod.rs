@@ -1,0 +1,92 @@
+//! End-to-end helpers for the WebSocket streams, limits and telemetry on the API port: a
+//! node started with custom `config.toml` / `app.toml` settings, WebSocket clients that
+//! connect from a chosen loopback address, plain HTTP, `/metrics` scraping, the JSON each
+//! stream must carry (built from the standard Cosmos queries) and the external test clients.
+//!
+//! Builds on the shared harness (`support`) and never changes it.
+
+#![allow(dead_code)] // each test binary uses a different part of these helpers
+
+pub mod client;
+pub mod expected;
+pub mod http;
+pub mod metrics;
+pub mod node;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Upper bound for any wait on a message, a close or a metric; generous for a loaded
+/// machine (the suite runs on 2 cores).
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Loopback address `127.0.0.N`: every test client picks its own, so that per-client-IP
+/// subscription limits can be exercised from one machine.
+pub fn loopback(n: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
+}
+
+/// Where an external test client is: env `var` (set by scripts/test), else `name` on PATH.
+/// `None` (after a loud SKIPPED message naming how to get it) when it is nowhere.
+pub fn external_tool(var: &str, name: &str, how: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "{var}={} does not name a file; unset it or point it at {name}",
+            path.display()
+        );
+        return Some(path);
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        eprintln!(
+            "\n\
+             ************************************************************************\n\
+             SKIPPED: {name} not found (env {var} unset, not on PATH).\n\
+             Get it with: {how}\n\
+             (scripts/test installs it and sets {var}.)\n\
+             ************************************************************************\n"
+        );
+    }
+    found
+}
+
+/// Opens `juno.stream.v1.Query/StreamBalance` from loopback address `from` over a new
+/// HTTP/2 connection and waits for its snapshot; the refusal status if the node refuses it.
+pub async fn grpc_balance_stream(
+    grpc: std::net::SocketAddr,
+    from: IpAddr,
+    address: &str,
+    denom: &str,
+) -> Result<
+    tonic::Streaming<stream_proto::juno::stream::v1::StreamBalanceResponse>,
+    tonic::Status,
+> {
+    use stream_proto::juno::stream::v1::StreamBalanceRequest;
+    use stream_proto::juno::stream::v1::query_client::QueryClient;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))
+        .expect("valid URL")
+        .local_address(Some(from))
+        .connect_timeout(Duration::from_secs(5))
+        .connect_lazy();
+    let request = StreamBalanceRequest {
+        address: address.to_owned(),
+        denom: denom.to_owned(),
+        since_height: 0,
+    };
+    let mut stream = tokio::time::timeout(WAIT, QueryClient::new(channel).stream_balance(request))
+        .await
+        .expect("StreamBalance answers within WAIT")?
+        .into_inner();
+    let first = tokio::time::timeout(WAIT, stream.message())
+        .await
+        .expect("StreamBalance snapshot within WAIT")?;
+    assert!(first.is_some(), "StreamBalance ended before its snapshot");
+    Ok(stream)
+}
