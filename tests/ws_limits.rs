@@ -201,7 +201,11 @@ async fn two_hundred_concurrent_connects_admit_exactly_fifty() {
     let s = metrics::scrape(api).await;
     assert_eq!(s.get("stream_connections"), LIMIT as f64);
     assert_eq!(s.get(MAX_CONNECTIONS), (CLIENTS - LIMIT) as f64);
-    assert_eq!(count(&s, MAX_SUBSCRIPTIONS), 0.0, "0 = unlimited subscriptions");
+    assert_eq!(
+        count(&s, MAX_SUBSCRIPTIONS),
+        0.0,
+        "0 = unlimited subscriptions"
+    );
 
     // Close ten: exactly ten new connects are admitted right away, the eleventh is refused.
     for mut client in admitted.drain(..10) {

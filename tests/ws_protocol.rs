@@ -3,7 +3,8 @@
 //! `[stream] max_message_size` closes only that client; refusals before the upgrade: 403 for
 //! an Origin outside `[stream] allowed_origins`, 426 for a request that is not a WebSocket
 //! upgrade, 400 for a bad path, address or denom, each with a JSON `{"error": ...}` body and
-//! a `stream_connection_rejected{reason}` count.
+//! a `stream_connection_rejected{reason}` count; `?since_height=` (resume, not served yet) is
+//! refused rather than silently ignored.
 
 mod support;
 mod ws_support;
@@ -39,10 +40,7 @@ async fn close_frames_are_answered_and_free_the_connection() {
     mux.next_json().await;
     metrics::wait_for_value(api, "stream_connections", 2.0).await;
 
-    for (client, code) in [
-        (&mut route, CloseCode::Normal),
-        (&mut mux, CloseCode::Away),
-    ] {
+    for (client, code) in [(&mut route, CloseCode::Normal), (&mut mux, CloseCode::Away)] {
         let answer = client.close(code).await;
         let answer = answer.unwrap_or_else(|| {
             panic!(
@@ -105,13 +103,17 @@ async fn sigterm_closes_every_client_with_1001() {
         );
     }
     let status = node.wait_exit(std::time::Duration::from_secs(15)).await;
-    assert!(status.success(), "streamd exits cleanly on SIGTERM: {status}");
+    assert!(
+        status.success(),
+        "streamd exits cleanly on SIGTERM: {status}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_message_closes_only_its_client() {
     const LIMIT: usize = 1024;
-    let node = WsNode::start(WsNodeConfig::default().stream("max_message_size", LIMIT as i64)).await;
+    let node =
+        WsNode::start(WsNodeConfig::default().stream("max_message_size", LIMIT as i64)).await;
     let api = node.api_addr();
     let stream = balance("alice");
     let mut bystander = WsClient::connect(api, &stream.path(), loopback(1)).await;
@@ -236,7 +238,8 @@ async fn bad_paths_addresses_and_denoms_get_400_with_a_json_reason() {
         (format!("/ws/subscribe/bank/balance/{alice}/u$d"), "denom"),
         (format!("/ws/subscribe/bank/balances/{v1}"), "juno1"),
         (
-            format!("/ws/subscribe/staking/delegations/cosmos1v0thzgvzp8vt6q7ystmfm7a9wvg0ppsfulgka7"),
+            "/ws/subscribe/staking/delegations/cosmos1v0thzgvzp8vt6q7ystmfm7a9wvg0ppsfulgka7"
+                .to_owned(),
             "delegator",
         ),
         (
@@ -251,8 +254,14 @@ async fn bad_paths_addresses_and_denoms_get_400_with_a_json_reason() {
             format!("/ws/subscribe/staking/unbonding-delegation/{v1}/{v1}"),
             "delegator",
         ),
-        (format!("/ws/subscribe/bank/nope/{alice}"), "/ws/subscribe/bank/nope"),
-        (format!("/ws/subscribe/bank/balance/{alice}"), "unknown stream path"),
+        (
+            format!("/ws/subscribe/bank/nope/{alice}"),
+            "/ws/subscribe/bank/nope",
+        ),
+        (
+            format!("/ws/subscribe/bank/balance/{alice}"),
+            "unknown stream path",
+        ),
         ("/ws/whatever".to_owned(), "unknown stream path"),
     ];
     for (i, (path, mention)) in cases.iter().enumerate() {
@@ -277,4 +286,28 @@ async fn bad_paths_addresses_and_denoms_get_400_with_a_json_reason() {
         metrics::scrape(api).await.get(&rejected("invalid_request")),
         (cases.len() + 1) as f64
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn since_height_is_refused_not_silently_ignored() {
+    // DESIGN.md 5.6: resume is `?since_height=` on WebSocket. This node does not serve resume
+    // yet, and its gRPC streams refuse `since_height` with INVALID_ARGUMENT; a WebSocket
+    // client asking for it must be refused too (400), not handed a snapshot at the current
+    // height as if nothing had happened in between (a silent gap).
+    let node = WsNode::start(WsNodeConfig::default()).await;
+    let api = node.api_addr();
+    let path = format!("{}?since_height=1", balance("alice").path());
+    match WsClient::try_connect(api, &path, loopback(1), &[]).await {
+        Err(r) => {
+            assert_eq!(r.status, 400, "{r:?}");
+            assert!(r.error().contains("since_height"), "{r:?}");
+        }
+        Ok(mut client) => {
+            let first = client.next_json().await;
+            panic!(
+                "{path}: upgraded and sent {first} (a snapshot, not a replay from height 1): \
+                 since_height was silently ignored"
+            );
+        }
+    }
 }

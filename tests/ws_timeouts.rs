@@ -1,7 +1,8 @@
-//! End-to-end: WebSocket heartbeat and cleanup with short `[stream]` timeouts in app.toml
-//! (ping every 500 ms, idle timeout 2 s, write timeout 2 s). A client that stops reading
-//! (never answers a ping) is closed with code 1008 once the idle timeout passes; a client
-//! that vanishes without a close frame (FIN or RST) is dropped at once; both free their
+//! End-to-end: WebSocket heartbeat and cleanup with short `[stream]` timeouts in app.toml.
+//! A client that stops reading (never answers a ping) is closed with code 1008 once the idle
+//! timeout passes; a client that vanishes without a close frame (FIN or RST) is dropped at
+//! once; a client that keeps pinging but never reads is cut when a write has waited the write
+//! timeout, its skipped values counted in `stream_buffer_overflow`. All of them free their
 //! slots, and a healthy client on the same node keeps getting every update on time and is
 //! never closed, although it only ever answers pings.
 
@@ -140,7 +141,8 @@ async fn silent_and_vanished_clients_are_cleaned_up_while_a_healthy_client_keeps
     assert_closed_for_silence("raw path route", &raw_route.drain().await);
     let mux = raw_mux.drain().await;
     assert!(
-        mux.iter().any(|f| f.opcode == 9) && mux.last().and_then(RawFrame::close_code) == Some(1008),
+        mux.iter().any(|f| f.opcode == 9)
+            && mux.last().and_then(RawFrame::close_code) == Some(1008),
         "raw /ws client: pings then close 1008: {:?}",
         mux.iter().map(|f| f.opcode).collect::<Vec<_>>()
     );
@@ -150,5 +152,112 @@ async fn silent_and_vanished_clients_are_cleaned_up_while_a_healthy_client_keeps
     assert_eq!(s.get("stream_connections"), 1.0, "{}", s.text);
     assert_eq!(s.get("stream_subscriptions{type=\"balance\"}"), 1.0);
     drop(updates);
+    reader.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_keeps_pinging_but_never_reads_is_cut_by_the_write_timeout() {
+    /// `write_timeout` of this node; the idle timeout is far away, and the client pings anyway.
+    const WRITE: Duration = Duration::from_secs(2);
+    /// Subscriptions of the stuck client to each dev account's balances.
+    const PER_ACCOUNT: usize = 400;
+    let node = WsNode::start(
+        WsNodeConfig::default()
+            .simulate(20)
+            .rpc("max_subscriptions_per_client", 0)
+            .stream("ping_interval", "500ms")
+            .stream("idle_timeout", "60s")
+            .stream("write_timeout", "2s"),
+    )
+    .await;
+    let api = node.api_addr();
+
+    // The healthy client follows alice's balances, which the simulated traffic changes in
+    // nearly every block.
+    let healthy_stream = WsStream::Balances {
+        address: address("alice"),
+    };
+    let mut healthy = WsClient::connect(api, &healthy_stream.path(), loopback(1)).await;
+    healthy.next_json().await;
+    let (updates_tx, mut updates) = mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        loop {
+            let update = healthy.next_json_timed().await;
+            if updates_tx.send(update).is_err() {
+                return;
+            }
+        }
+    });
+
+    // A client with a 4 KiB receive buffer subscribes 2,000 times to the dev accounts'
+    // balances over `/ws` and never reads. It pings every 300 ms, so it is never idle; the
+    // megabytes of updates soon fill the socket buffers and a write of the server blocks.
+    let mut stuck = RawClient::upgrade_with(api, "/ws", loopback(2), Some(4096)).await;
+    let mut id = 0u64;
+    for name in ["alice", "bob", "carol", "validator1", "validator2"] {
+        let stream = WsStream::Balances {
+            address: address(name),
+        };
+        for _ in 0..PER_ACCOUNT {
+            id += 1;
+            stuck
+                .send_text(&stream.subscribe(id).to_string())
+                .await
+                .expect("send a subscribe request");
+        }
+    }
+    let stuck_since = Instant::now();
+    let pinger = tokio::spawn(async move {
+        while stuck.send_ping().await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+
+    let cut_after = metrics::wait_for_value(api, "stream_connections", 1.0).await;
+    eprintln!("stuck client cut {cut_after:?} after it stopped reading");
+    let s = metrics::wait_until(api, "the stuck client's subscriptions are gone", |s| {
+        s.get("stream_subscriptions{type=\"balances\"}") == 1.0
+    })
+    .await;
+    assert!(
+        s.get("stream_buffer_overflow_total{subscription_type=\"balances\"}") > 0.0,
+        "values the stuck client could not take were skipped and counted: {}",
+        s.text
+    );
+    assert!(
+        stuck_since.elapsed() >= WRITE,
+        "cut before a write could have waited write_timeout {WRITE:?}"
+    );
+
+    // The healthy client kept getting alice's balances all along: increasing heights, no
+    // long gap, and still current now.
+    let now = node.height().await;
+    let mut last: Option<(i64, Instant)> = None;
+    let mut worst_gap = Duration::ZERO;
+    loop {
+        let (update, arrived) = tokio::time::timeout(WAIT, updates.recv())
+            .await
+            .expect("the healthy client keeps getting updates")
+            .expect("the healthy client is still connected");
+        let height = update["height"].as_i64().expect("height");
+        if let Some((previous, at)) = last {
+            assert!(
+                height > previous,
+                "heights increase: {previous} then {height}"
+            );
+            worst_gap = worst_gap.max(arrived - at);
+        }
+        last = Some((height, arrived));
+        if height >= now {
+            break;
+        }
+    }
+    eprintln!("healthy client: longest gap between updates {worst_gap:?}");
+    assert!(
+        worst_gap <= ON_TIME,
+        "the healthy client went {worst_gap:?} without an update while the stuck one was \
+         being cut (limit {ON_TIME:?})"
+    );
+    pinger.abort();
     reader.abort();
 }

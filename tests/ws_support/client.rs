@@ -1,10 +1,10 @@
 //! WebSocket clients of the API port: a tokio-tungstenite client connected from a chosen
 //! loopback address (with optional extra headers), its refusals before the upgrade (status +
-//! JSON body), and a hand-rolled client that upgrades over a raw TCP socket and then
-//! never reads, to play a stalled peer.
+//! JSON body), and a hand-rolled client that upgrades over a raw TCP socket and never reads
+//! (it may still send), to play a stalled peer.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value as Json;
@@ -47,7 +47,20 @@ impl Refusal {
 
 /// Opens a TCP connection to `server` from loopback address `from`.
 pub async fn tcp_from(from: IpAddr, server: SocketAddr) -> std::io::Result<TcpStream> {
+    tcp_with(from, server, None).await
+}
+
+/// Opens a TCP connection to `server` from `from`, with a receive buffer of `recv_buffer`
+/// bytes if given (set before connecting, so the advertised window stays that small).
+async fn tcp_with(
+    from: IpAddr,
+    server: SocketAddr,
+    recv_buffer: Option<u32>,
+) -> std::io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size)?;
+    }
     socket.bind(SocketAddr::new(from, 0))?;
     socket.connect(server).await
 }
@@ -111,19 +124,6 @@ impl WsClient {
         match WsClient::try_connect(api, path, from, &[]).await {
             Ok(_) => panic!("{path} from {from} must be refused, but it was upgraded"),
             Err(r) => r,
-        }
-    }
-
-    /// The next frame of any kind within `within`; `None` on timeout. `Some(Err)` when the
-    /// connection ended without a close frame.
-    pub async fn next_frame(
-        &mut self,
-        within: Duration,
-    ) -> Option<Result<Message, tungstenite::Error>> {
-        match tokio::time::timeout(within, self.ws.next()).await {
-            Err(_) => None,
-            Ok(None) => Some(Err(tungstenite::Error::ConnectionClosed)),
-            Ok(Some(r)) => Some(r),
         }
     }
 
@@ -267,14 +267,27 @@ impl RawFrame {
 impl RawClient {
     /// Sends the upgrade request for `path` from `from` and reads the 101 response.
     pub async fn upgrade(api: SocketAddr, path: &str, from: IpAddr) -> RawClient {
-        let mut tcp = tcp_from(from, api)
+        RawClient::upgrade_with(api, path, from, None).await
+    }
+
+    /// [`RawClient::upgrade`] over a socket with a `recv_buffer`-byte receive buffer, so
+    /// that the server's writes block as soon as a few KiB are unread.
+    pub async fn upgrade_with(
+        api: SocketAddr,
+        path: &str,
+        from: IpAddr,
+        recv_buffer: Option<u32>,
+    ) -> RawClient {
+        let mut tcp = tcp_with(from, api, recv_buffer)
             .await
             .unwrap_or_else(|e| panic!("TCP connect to {api}: {e}"));
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {api}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         );
-        tcp.write_all(request.as_bytes()).await.expect("send upgrade");
+        tcp.write_all(request.as_bytes())
+            .await
+            .expect("send upgrade");
         let mut received = Vec::new();
         let mut buf = [0u8; 1024];
         let end = loop {
@@ -305,6 +318,18 @@ impl RawClient {
         }
     }
 
+    /// Sends a text frame (masked, as clients must).
+    pub async fn send_text(&mut self, text: &str) -> std::io::Result<()> {
+        self.tcp
+            .write_all(&masked_frame(0x1, text.as_bytes()))
+            .await
+    }
+
+    /// Sends a ping frame: the client is alive, it only does not read.
+    pub async fn send_ping(&mut self) -> std::io::Result<()> {
+        self.tcp.write_all(&masked_frame(0x9, b"")).await
+    }
+
     /// Reads everything the server sent until it closed the connection (bounded), and
     /// splits it into frames.
     pub async fn drain(mut self) -> Vec<RawFrame> {
@@ -320,6 +345,26 @@ impl RawClient {
         }
         parse_frames(&bytes)
     }
+}
+
+/// A final client frame with `opcode` and `payload`, masked with a fixed key.
+fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    const MASK: [u8; 4] = [0x1f, 0x2e, 0x3d, 0x4c];
+    let mut frame = vec![0x80 | opcode];
+    match payload.len() {
+        n @ 0..=125 => frame.push(0x80 | n as u8),
+        n @ 126..=0xffff => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&MASK);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+    frame
 }
 
 /// Splits unmasked server frames.

@@ -148,7 +148,9 @@ impl WsStream {
                 delegator,
                 validator,
             } => match node.unbonding(delegator, validator, at).await {
-                Ok(u) => json!({"unbonding_delegation": unbonding_json(&u), "found": true, "height": height}),
+                Ok(u) => {
+                    json!({"unbonding_delegation": unbonding_json(&u), "found": true, "height": height})
+                }
                 Err(s) if s.code() == Code::NotFound => {
                     json!({"unbonding_delegation": null, "found": false, "height": height})
                 }

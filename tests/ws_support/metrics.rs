@@ -118,7 +118,10 @@ pub async fn wait_until(api: SocketAddr, what: &str, ready: impl Fn(&Scrape) -> 
             return s;
         }
         if Instant::now() >= deadline {
-            panic!("/metrics: {what} not seen within {WAIT:?}; last scrape:\n{}", s.text);
+            panic!(
+                "/metrics: {what} not seen within {WAIT:?}; last scrape:\n{}",
+                s.text
+            );
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }

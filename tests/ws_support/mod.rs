@@ -27,9 +27,10 @@ pub fn loopback(n: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
 }
 
-/// Where an external test client is: env `var` (set by scripts/test), else `name` on PATH.
-/// `None` (after a loud SKIPPED message naming how to get it) when it is nowhere.
-pub fn external_tool(var: &str, name: &str, how: &str) -> Option<PathBuf> {
+/// Where an external test client is: env `var` (set by scripts/test), else `name` on PATH,
+/// else `fallback` (where scripts/test installs it). `None` (after a loud SKIPPED message
+/// naming how to get it) when it is nowhere.
+pub fn external_tool(var: &str, name: &str, fallback: Option<&str>, how: &str) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
         assert!(
@@ -44,11 +45,12 @@ pub fn external_tool(var: &str, name: &str, how: &str) -> Option<PathBuf> {
             .map(|dir| dir.join(name))
             .find(|p| p.is_file())
     });
+    let found = found.or_else(|| fallback.map(PathBuf::from).filter(|p| p.is_file()));
     if found.is_none() {
         eprintln!(
             "\n\
              ************************************************************************\n\
-             SKIPPED: {name} not found (env {var} unset, not on PATH).\n\
+             SKIPPED: {name} not found (env {var} unset, not on PATH, not in .tools).\n\
              Get it with: {how}\n\
              (scripts/test installs it and sets {var}.)\n\
              ************************************************************************\n"
@@ -64,10 +66,8 @@ pub async fn grpc_balance_stream(
     from: IpAddr,
     address: &str,
     denom: &str,
-) -> Result<
-    tonic::Streaming<stream_proto::juno::stream::v1::StreamBalanceResponse>,
-    tonic::Status,
-> {
+) -> Result<tonic::Streaming<stream_proto::juno::stream::v1::StreamBalanceResponse>, tonic::Status>
+{
     use stream_proto::juno::stream::v1::StreamBalanceRequest;
     use stream_proto::juno::stream::v1::query_client::QueryClient;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))

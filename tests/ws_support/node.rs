@@ -28,6 +28,8 @@ pub struct WsNodeConfig {
     pub rpc: Vec<(&'static str, i64)>,
     /// `config/app.toml` `[stream]` keys.
     pub stream: Vec<(&'static str, toml::Value)>,
+    /// `streamd start --simulate TXS_PER_BLOCK`.
+    pub simulate: Option<u32>,
 }
 
 impl WsNodeConfig {
@@ -40,6 +42,12 @@ impl WsNodeConfig {
     /// Sets `[stream] key = value`.
     pub fn stream(mut self, key: &'static str, value: impl Into<toml::Value>) -> Self {
         self.stream.push((key, value.into()));
+        self
+    }
+
+    /// Built-in traffic: `txs` simulated transactions per block.
+    pub fn simulate(mut self, txs: u32) -> Self {
+        self.simulate = Some(txs);
         self
     }
 
@@ -96,6 +104,12 @@ impl WsNode {
         let log = dir.path().join("streamd.log");
         let child = Command::new(streamd_bin())
             .args(["start", "--home", &home_str, "--block-time", "200ms"])
+            .args(
+                config
+                    .simulate
+                    .map(|n| vec!["--simulate".to_owned(), n.to_string()])
+                    .unwrap_or_default(),
+            )
             .args(["--grpc.address", &grpc.to_string()])
             .args(["--api.address", &format!("tcp://{api}")])
             .stdin(Stdio::null())
@@ -158,9 +172,17 @@ impl WsNode {
         );
     }
 
-    /// The node's stderr so far.
+    /// The last lines the node has written to stderr.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("<no log: {e}>"))
+        const TAIL_LINES: usize = 100;
+        match std::fs::read_to_string(&self.log) {
+            Ok(text) => {
+                let lines: Vec<&str> = text.lines().collect();
+                let skip = lines.len().saturating_sub(TAIL_LINES);
+                format!("[{skip} earlier lines]\n{}", lines[skip..].join("\n"))
+            }
+            Err(e) => format!("<no log: {e}>"),
+        }
     }
 
     /// The latest committed height, or `None` if the node does not answer.
@@ -273,17 +295,19 @@ impl Drop for WsNode {
 
 /// Applies `edit` to table `[section]` of the TOML file at `path` (created if absent).
 fn edit_table(path: &Path, section: &str, edit: impl FnOnce(&mut toml::Table)) {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let mut table: toml::Table = text
         .parse()
         .unwrap_or_else(|e| panic!("{} is not TOML: {e}", path.display()));
     let entry = table
         .entry(section)
         .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    edit(entry
-        .as_table_mut()
-        .unwrap_or_else(|| panic!("[{section}] of {} is not a table", path.display())));
+    edit(
+        entry
+            .as_table_mut()
+            .unwrap_or_else(|| panic!("[{section}] of {} is not a table", path.display())),
+    );
     std::fs::write(path, toml::to_string(&table).expect("TOML encodes"))
         .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
