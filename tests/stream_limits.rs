@@ -151,5 +151,7 @@ async fn max_subscriptions_per_client_refuses_the_third_stream_from_one_address(
     // Dropping one of 127.0.0.1's streams gives it a slot back.
     held.remove(0).close().await;
     held.push(admitted_at_once(second_connection, &keys[2]).await);
-    refused(first_connection, &keys[0], "max_open_connections").await;
+    // Both limits are reached now; the client's own limit is checked first (a refused
+    // stream never takes a connection slot).
+    refused(first_connection, &keys[0], "max_subscriptions_per_client").await;
 }

@@ -57,8 +57,9 @@ impl StreamService {
         let ip = client
             .map(|a| a.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let connection = h.limits.connect().map_err(limit_status)?;
+        // The subscription slot first, so a refused stream never counts as a connection.
         let permit = h.limits.subscribe(ip).map_err(limit_status)?;
+        let connection = h.limits.connect().map_err(limit_status)?;
         let sub = h.subscribe(key, permit).await.map_err(close_status)?;
         Ok(Response::new(Box::pin(updates(sub, connection, render))))
     }

@@ -21,7 +21,8 @@ fn delegation(d: &DelegationValue) -> Json {
     })
 }
 
-/// RFC 3339 in UTC, with fractional seconds only when present (as Go's time.RFC3339Nano).
+/// RFC 3339 in UTC; nine fractional digits when the time has a fractional second, none
+/// otherwise.
 fn time(t: std::time::SystemTime) -> String {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     if since.subsec_nanos() == 0 {

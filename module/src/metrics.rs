@@ -8,6 +8,16 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// Every `reason` of `stream_connection_rejected`.
+pub const REJECTION_REASONS: [&str; 6] = [
+    "max_connections",
+    "max_subscriptions",
+    "invalid_request",
+    "not_websocket",
+    "origin_not_allowed",
+    "unavailable",
+];
+
 /// A single-label label set.
 pub type Label = [(&'static str, &'static str); 1];
 
@@ -94,6 +104,9 @@ impl Metrics {
             self.subscriptions(kind);
             self.messages_sent(kind);
             self.buffer_overflow(kind);
+        }
+        for reason in REJECTION_REASONS {
+            self.rejected(reason);
         }
         registry.register(
             "stream_connections",

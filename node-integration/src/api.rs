@@ -1,4 +1,4 @@
-//! The API port (1317): `/metrics` (Prometheus text, when `[telemetry] enabled`) and the
+//! The API port (1317): `/metrics` (OpenMetrics text, when `[telemetry] enabled`) and the
 //! stream module's WebSocket routes.
 
 use axum::Router;
@@ -16,13 +16,12 @@ struct MetricsQuery {
     format: Option<String>,
 }
 
-/// `GET /metrics[?format=prometheus]`: OpenMetrics text by default, the Prometheus text
-/// exposition format (0.0.4) with `format=prometheus`.
+/// `GET /metrics[?format=prometheus]`: the OpenMetrics text of prometheus-client for both
+/// (`format=prometheus` is the Cosmos SDK's telemetry query; Prometheus scrapes OpenMetrics
+/// natively).
 async fn metrics(State(registry): State<Arc<Registry>>, Query(q): Query<MetricsQuery>) -> Response {
-    let mut body = String::new();
-    let prometheus = match q.format.as_deref() {
-        None | Some("") | Some("openmetrics") => false,
-        Some("prometheus") | Some("text") => true,
+    match q.format.as_deref() {
+        None | Some("") | Some("prometheus") | Some("openmetrics") => {}
         Some(other) => {
             return (
                 StatusCode::BAD_REQUEST,
@@ -30,25 +29,23 @@ async fn metrics(State(registry): State<Arc<Registry>>, Query(q): Query<MetricsQ
             )
                 .into_response();
         }
-    };
-    let encoded = if prometheus {
-        prometheus_client::encoding::text::encode_registry(&mut body, &registry)
-    } else {
-        prometheus_client::encoding::text::encode(&mut body, &registry)
-    };
-    if let Err(e) = encoded {
+    }
+    let mut body = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &registry) {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot encode metrics: {e}"),
         )
             .into_response();
     }
-    let content_type = if prometheus {
-        "text/plain; version=0.0.4; charset=utf-8"
-    } else {
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
-    };
-    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {

@@ -5,7 +5,7 @@
 //! Error codes follow HTTP: 400 bad request, 404 unknown subscription, 429 subscription
 //! limit, 503 unavailable.
 
-use super::request::parse_stream;
+use super::request::{check_since_height, parse_stream};
 use crate::handle::{Handle, Subscription};
 use crate::key::SubscriptionKey;
 use crate::outbox::CloseReason;
@@ -62,10 +62,16 @@ pub fn parse_with(handle: &Handle, text: &str) -> Result<Request, Reply> {
                     "subscribe needs \"stream\", e.g. \"bank/balances\"",
                 )
             })?;
-            let key = parse_stream(&handle.chain, stream, param).map_err(|e| {
-                handle.metrics.rejected("invalid_request").inc();
-                error(&raw.id, 400, e.to_string())
-            })?;
+            let since = raw.params.get("since_height").map(|v| match v {
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+            let key = check_since_height(since.as_deref())
+                .and_then(|()| parse_stream(&handle.chain, stream, param))
+                .map_err(|e| {
+                    handle.metrics.rejected("invalid_request").inc();
+                    error(&raw.id, 400, e.to_string())
+                })?;
             Ok(Request::Subscribe { id: raw.id, key })
         }
         Some("unsubscribe") => {

@@ -16,7 +16,7 @@ use crate::limits::LimitError;
 use crate::outbox::CloseReason;
 use axum::Router;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -42,11 +42,17 @@ pub struct HttpError {
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            axum::Json(serde_json::json!({"error": self.message})),
-        )
-            .into_response()
+        let body = axum::Json(serde_json::json!({"error": self.message}));
+        if self.status == StatusCode::UPGRADE_REQUIRED {
+            // RFC 9110 15.5.22: a 426 names the protocol to switch to.
+            return (
+                self.status,
+                [(axum::http::header::UPGRADE, "websocket")],
+                body,
+            )
+                .into_response();
+        }
+        (self.status, body).into_response()
     }
 }
 
@@ -156,15 +162,16 @@ fn path_route(
     ConnectInfo<SocketAddr>,
     HeaderMap,
     PathParams,
+    Query<HashMap<String, String>>,
     Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
 + Clone
 + Send
 + Sync
 + 'static {
-    move |State(ws), ConnectInfo(peer), headers, Path(params), upgrade| {
+    move |State(ws), ConnectInfo(peer), headers, Path(params), Query(query), upgrade| {
         Box::pin(async move {
-            match single(ws, peer, headers, stream, params, upgrade).await {
+            match single(ws, peer, headers, stream, params, query, upgrade).await {
                 Ok(r) => r,
                 Err(e) => e.into_response(),
             }
@@ -178,20 +185,24 @@ async fn single(
     headers: HeaderMap,
     stream: &'static str,
     params: HashMap<String, String>,
+    query: HashMap<String, String>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, HttpError> {
+    request::check_since_height(query.get("since_height").map(String::as_str))
+        .map_err(|e| ws.bad_request(e))?;
     let key: SubscriptionKey = parse_stream(&ws.handle.chain, stream, |k| {
         params.get(k).map(String::as_str)
     })
     .map_err(|e| ws.bad_request(e))?;
     let upgrade = ws.accept(upgrade, &headers)?;
     let client = request::client_ip(peer, &headers, &ws.config);
-    let connection = ws.handle.limits.connect().map_err(|e| ws.limit(e))?;
+    // The subscription slot first, so a refused request never counts as a connection.
     let permit = ws
         .handle
         .limits
         .subscribe(client)
         .map_err(|e| ws.limit(e))?;
+    let connection = ws.handle.limits.connect().map_err(|e| ws.limit(e))?;
     let sub = ws.handle.subscribe(key, permit).await.map_err(|r| {
         let message = match r {
             CloseReason::Shutdown => "the node is shutting down".to_string(),

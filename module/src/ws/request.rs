@@ -50,6 +50,17 @@ pub fn parse_stream<'a>(
     })
 }
 
+/// Resume (`since_height`) is part of the wire contract but not served yet: refuse it
+/// rather than silently start from now.
+pub fn check_since_height(v: Option<&str>) -> Result<(), RequestError> {
+    match v.map(str::trim) {
+        None | Some("") | Some("0") => Ok(()),
+        Some(_) => Err(RequestError::Unsupported(
+            "since_height (resume) is not supported by this node yet; omit it or send 0",
+        )),
+    }
+}
+
 /// The client's IP: the TCP peer, or, when the peer is a trusted proxy, the right-most
 /// `X-Forwarded-For` address that is not itself a trusted proxy.
 pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, config: &WebSocketConfig) -> IpAddr {
