@@ -316,7 +316,7 @@ fn submit(k: &DevKey, msg: Any, opts: &TxOpts) -> anyhow::Result<ExitCode> {
             .and_then(|b| b.header)
             .map(|h| h.chain_id)
             .context("the node returned no block header")?;
-        let from = Addr(k.address.0.clone()).to_bech32("juno");
+        let from = Bech32Prefixes::default().acc(&k.address);
         let (number, mut sequence) = account_numbers(channel.clone(), &from).await?;
         let mut client = TxClient::new(channel);
         let mut attempts = 0;
