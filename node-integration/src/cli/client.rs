@@ -2,7 +2,7 @@
 //! gRPC, print one JSON line.
 
 use super::HomeArg;
-use crate::address::{Addr, Bech32Prefixes};
+use crate::address::Bech32Prefixes;
 use crate::config::NodeConfig;
 use crate::keys::DevKey;
 use crate::state::bank::parse_coin;
