@@ -47,6 +47,7 @@
 
 mod address;
 mod bank;
+mod bech32;
 mod change;
 mod commit;
 mod decode;
@@ -60,6 +61,7 @@ mod test_vectors;
 
 pub use address::{Address, AddressLengthError};
 pub use bank::validate_denom;
+pub use bech32::Bech32Error;
 pub use change::{StateChange, UnbondingEntry, ValidatorTokens};
 pub use commit::{BlockCommit, CommitListener, StoreKVPair};
 pub use decode::{DecodedBlock, decode_block, decode_pair};

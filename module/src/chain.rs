@@ -1,13 +1,12 @@
 //! The chain facts the module needs (bech32 prefixes, bond denom) and request parsing into
 //! typed, checked values.
 
-use cosmrs::AccountId;
-use stream_abci_listener::Address;
+use stream_abci_listener::{Address, Bech32Error};
 
 /// Why a request was refused; rendered as `INVALID_ARGUMENT` (gRPC) or HTTP 400 (WebSocket).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
-    /// A required field is empty.
+    /// A required non-address field is empty.
     #[error("{field} is empty; expected {expected}")]
     Empty {
         /// Request field.
@@ -15,28 +14,9 @@ pub enum RequestError {
         /// What it should hold.
         expected: String,
     },
-    /// Not bech32.
-    #[error("{field} {value:?} is not a valid bech32 address: {reason}")]
-    Bech32 {
-        /// Request field.
-        field: &'static str,
-        /// What was sent.
-        value: String,
-        /// Decoder's reason.
-        reason: String,
-    },
-    /// Bech32 with the wrong human-readable part.
-    #[error("{field} {value:?} has prefix {got:?}; expected a {expected}1... address")]
-    WrongPrefix {
-        /// Request field.
-        field: &'static str,
-        /// What was sent.
-        value: String,
-        /// Prefix found.
-        got: String,
-        /// Prefix expected.
-        expected: String,
-    },
+    /// A bad bech32 address (malformed, wrong prefix, empty).
+    #[error(transparent)]
+    Address(#[from] Bech32Error),
     /// A denom outside the Cosmos rule.
     #[error(
         "denom {denom:?} is invalid: {reason} (Cosmos denoms match [a-zA-Z][a-zA-Z0-9/:._-]{{2,127}})"
@@ -71,12 +51,12 @@ pub struct Chain {
 impl Chain {
     /// Parses an account address.
     pub fn account(&self, field: &'static str, value: &str) -> Result<Address, RequestError> {
-        parse(field, value, &self.account_prefix)
+        Ok(Address::from_bech32(field, value, &self.account_prefix)?)
     }
 
     /// Parses a validator operator address.
     pub fn validator(&self, field: &'static str, value: &str) -> Result<Address, RequestError> {
-        parse(field, value, &self.validator_prefix)
+        Ok(Address::from_bech32(field, value, &self.validator_prefix)?)
     }
 
     /// Checks a denom.
@@ -96,48 +76,13 @@ impl Chain {
 
     /// Bech32 of an account address.
     pub fn account_string(&self, a: &Address) -> String {
-        bech32(&self.account_prefix, a)
+        a.to_bech32(&self.account_prefix)
     }
 
     /// Bech32 of a validator address.
     pub fn validator_string(&self, a: &Address) -> String {
-        bech32(&self.validator_prefix, a)
+        a.to_bech32(&self.validator_prefix)
     }
-}
-
-fn bech32(prefix: &str, a: &Address) -> String {
-    AccountId::new(prefix, a.as_bytes())
-        .map(|id| id.to_string())
-        .unwrap_or_else(|_| a.to_hex())
-}
-
-fn parse(field: &'static str, value: &str, prefix: &str) -> Result<Address, RequestError> {
-    if value.is_empty() {
-        return Err(RequestError::Empty {
-            field,
-            expected: format!("a {prefix}1... address"),
-        });
-    }
-    let id: AccountId = value
-        .parse()
-        .map_err(|e: cosmrs::ErrorReport| RequestError::Bech32 {
-            field,
-            value: value.into(),
-            reason: e.root_cause().to_string(),
-        })?;
-    if id.prefix() != prefix {
-        return Err(RequestError::WrongPrefix {
-            field,
-            value: value.into(),
-            got: id.prefix().into(),
-            expected: prefix.into(),
-        });
-    }
-    Address::new(id.to_bytes()).map_err(|e| RequestError::Bech32 {
-        field,
-        value: value.into(),
-        reason: e.to_string(),
-    })
 }
 
 #[cfg(test)]
@@ -161,15 +106,15 @@ mod tests {
         let v = c.validator_string(&a);
         assert!(matches!(
             c.account("delegator_address", &v),
-            Err(RequestError::WrongPrefix { .. })
+            Err(RequestError::Address(Bech32Error::WrongPrefix { .. }))
         ));
         assert!(matches!(
             c.validator("validator_address", &s),
-            Err(RequestError::WrongPrefix { .. })
+            Err(RequestError::Address(Bech32Error::WrongPrefix { .. }))
         ));
         assert!(matches!(
             c.account("address", "juno1xyz"),
-            Err(RequestError::Bech32 { .. })
+            Err(RequestError::Address(Bech32Error::Invalid { .. }))
         ));
         let e = c.account("address", "").unwrap_err();
         assert_eq!(

@@ -1,42 +1,10 @@
 //! Bech32 account and validator addresses with the chain's configured prefixes.
 
-use cosmrs::AccountId;
 use std::fmt;
+use stream_abci_listener::Address;
 
-/// Why a bech32 string was refused; the message tells the user what to send instead.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AddressError {
-    /// The field was empty.
-    #[error("{field} is empty; expected a {prefix}1... address")]
-    Empty {
-        /// Which request field.
-        field: &'static str,
-        /// Expected human-readable part.
-        prefix: String,
-    },
-    /// Not valid bech32 at all.
-    #[error("{field} {value:?} is not a valid bech32 address: {reason}")]
-    Invalid {
-        /// Which request field.
-        field: &'static str,
-        /// What was sent.
-        value: String,
-        /// Decoder's reason.
-        reason: String,
-    },
-    /// Valid bech32 with another prefix (for example a validator address where an account is expected).
-    #[error("{field} {value:?} has prefix {got:?}; expected a {expected}1... address")]
-    WrongPrefix {
-        /// Which request field.
-        field: &'static str,
-        /// What was sent.
-        value: String,
-        /// Prefix found.
-        got: String,
-        /// Prefix expected.
-        expected: String,
-    },
-}
+/// Why a bech32 string was refused (the same words the stream module uses).
+pub use stream_abci_listener::Bech32Error as AddressError;
 
 /// The two bech32 human-readable parts of a chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,9 +37,10 @@ impl fmt::Debug for Addr {
 impl Addr {
     /// Bech32 form with the given prefix.
     pub fn to_bech32(&self, prefix: &str) -> String {
-        AccountId::new(prefix, &self.0)
-            .map(|id| id.to_string())
-            .unwrap_or_else(|_| hex::encode(&self.0))
+        match Address::new(self.0.clone()) {
+            Ok(a) => a.to_bech32(prefix),
+            Err(_) => hex::encode(&self.0),
+        }
     }
 
     /// Module account address: the first 20 bytes of SHA-256(module name), as x/auth derives it.
@@ -104,28 +73,7 @@ impl Bech32Prefixes {
 }
 
 fn parse(field: &'static str, value: &str, prefix: &str) -> Result<Addr, AddressError> {
-    if value.is_empty() {
-        return Err(AddressError::Empty {
-            field,
-            prefix: prefix.into(),
-        });
-    }
-    let id: AccountId = value
-        .parse()
-        .map_err(|e: cosmrs::ErrorReport| AddressError::Invalid {
-            field,
-            value: value.into(),
-            reason: e.root_cause().to_string(),
-        })?;
-    if id.prefix() != prefix {
-        return Err(AddressError::WrongPrefix {
-            field,
-            value: value.into(),
-            got: id.prefix().into(),
-            expected: prefix.into(),
-        });
-    }
-    Ok(Addr(id.to_bytes()))
+    Address::from_bech32(field, value, prefix).map(|a| Addr(a.into_bytes()))
 }
 
 #[cfg(test)]
