@@ -7,9 +7,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use stream_support::configured::ConfiguredNode;
 use stream_support::{Recorder, StreamKey, open_error};
 use support::accounts::BOND_DENOM;
+use support::{TestNode, TestNodeOptions};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -71,10 +71,11 @@ async fn admitted_at_once(channel: Channel, key: &StreamKey) -> Recorder {
 
 #[tokio::test]
 async fn max_open_connections_refuses_the_fourth_stream_until_one_is_dropped() {
-    let node = ConfiguredNode::start(&[
-        ("max_open_connections", 3),
-        ("max_subscriptions_per_client", 0),
-    ])
+    let node = TestNode::start(
+        TestNodeOptions::slow_unbonding()
+            .rpc("max_open_connections", 3)
+            .rpc("max_subscriptions_per_client", 0),
+    )
     .await;
     let keys = [
         StreamKey::balance("alice", BOND_DENOM),
@@ -92,7 +93,7 @@ async fn max_open_connections_refuses_the_fourth_stream_until_one_is_dropped() {
     refused(node.channel_from(2), &keys[0], "max_open_connections").await;
 
     // Standard queries are not streams and are not limited.
-    node.try_height()
+    node.latest_block()
         .await
         .expect("standard queries answer while the stream limit is reached");
 
@@ -115,10 +116,11 @@ async fn max_open_connections_refuses_the_fourth_stream_until_one_is_dropped() {
 
 #[tokio::test]
 async fn max_subscriptions_per_client_refuses_the_third_stream_from_one_address() {
-    let node = ConfiguredNode::start(&[
-        ("max_subscriptions_per_client", 2),
-        ("max_open_connections", 4),
-    ])
+    let node = TestNode::start(
+        TestNodeOptions::slow_unbonding()
+            .rpc("max_subscriptions_per_client", 2)
+            .rpc("max_open_connections", 4),
+    )
     .await;
     let keys = [
         StreamKey::balance("alice", BOND_DENOM),

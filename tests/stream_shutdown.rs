@@ -6,13 +6,13 @@ mod support;
 
 use std::time::Duration;
 
-use stream_support::configured::ConfiguredNode;
 use stream_support::{Recorder, StreamKey};
+use support::{TestNode, TestNodeOptions};
 use tonic::Code;
 
 #[tokio::test]
 async fn sigterm_ends_every_open_stream_with_unavailable() {
-    let mut node = ConfiguredNode::start(&[]).await;
+    let mut node = TestNode::start(TestNodeOptions::slow_unbonding()).await;
     let mut open = Vec::new();
     for (i, key) in StreamKey::all_six("alice", "validator1")
         .into_iter()

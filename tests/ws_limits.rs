@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use serde_json::json;
 use support::accounts::{BOND_DENOM, address};
+use support::{TestNode, TestNodeOptions};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tonic::Code;
 use ws_support::client::{Refusal, WsClient};
 use ws_support::expected::WsStream;
-use ws_support::node::{WsNode, WsNodeConfig};
 use ws_support::{grpc_balance_stream, loopback, metrics};
 
 const MAX_CONNECTIONS: &str = "stream_connection_rejected_total{reason=\"max_connections\"}";
@@ -53,8 +53,8 @@ async fn subscribed(api: std::net::SocketAddr, path: &str, from: u8) -> WsClient
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_the_limits_websocket_gets_503_and_429_grpc_resource_exhausted_all_counted() {
-    let node = WsNode::start(
-        WsNodeConfig::default()
+    let node = TestNode::start(
+        TestNodeOptions::slow_unbonding()
             .rpc("max_open_connections", 4)
             .rpc("max_subscriptions_per_client", 2),
     )
@@ -160,8 +160,8 @@ async fn over_the_limits_websocket_gets_503_and_429_grpc_resource_exhausted_all_
 async fn two_hundred_concurrent_connects_admit_exactly_fifty() {
     const CLIENTS: usize = 200;
     const LIMIT: usize = 50;
-    let node = WsNode::start(
-        WsNodeConfig::default()
+    let node = TestNode::start(
+        TestNodeOptions::slow_unbonding()
             .rpc("max_open_connections", LIMIT as i64)
             .rpc("max_subscriptions_per_client", 0),
     )
@@ -232,8 +232,8 @@ async fn two_hundred_concurrent_connects_admit_exactly_fifty() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn x_forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
-    let node = WsNode::start(
-        WsNodeConfig::default()
+    let node = TestNode::start(
+        TestNodeOptions::slow_unbonding()
             .rpc("max_subscriptions_per_client", 1)
             .stream("trusted_proxies", vec!["127.0.0.5"]),
     )

@@ -11,12 +11,12 @@ use std::process::Stdio;
 
 use serde_json::json;
 use support::accounts::{BOND_DENOM, address, valoper};
+use support::{TestNode, TestNodeOptions};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use ws_support::client::WsClient;
 use ws_support::expected::WsStream;
 use ws_support::metrics::{Format, Scrape, scrape, scrape_format, wait_for_value, wait_until};
-use ws_support::node::{WsNode, WsNodeConfig};
 use ws_support::{external_tool, grpc_balance_stream, http, loopback};
 
 /// The six subscription types (`type` / `subscription_type` label values).
@@ -63,9 +63,9 @@ fn rejected(reason: &str) -> String {
 }
 
 /// A node with small limits and one allowed origin, so every refusal reason can be caused.
-async fn limited_node() -> WsNode {
-    WsNode::start(
-        WsNodeConfig::default()
+async fn limited_node() -> TestNode {
+    TestNode::start(
+        TestNodeOptions::slow_unbonding()
             .rpc("max_open_connections", 6)
             .rpc("max_subscriptions_per_client", 3)
             .stream("allowed_origins", vec!["https://app.example"]),
@@ -77,7 +77,7 @@ async fn limited_node() -> WsNode {
 /// origin_not_allowed, max_subscriptions (127.0.0.9 takes 3 subscriptions on `/ws`, then
 /// asks a fourth) and max_connections (fills the node's 6 connections). Returns the clients
 /// holding slots.
-async fn cause_every_refusal(node: &WsNode) -> Vec<WsClient> {
+async fn cause_every_refusal(node: &TestNode) -> Vec<WsClient> {
     let api = node.api_addr();
     let path = WsStream::Balance {
         address: address("carol"),
@@ -382,7 +382,7 @@ async fn metrics_move_as_clients_come_and_go() {
     )
     .await;
     let dispatched = s.get("stream_blocks_dispatched_total");
-    node_wait_for_height(&node, after + 3).await;
+    node.wait_for_height(after + 3).await;
     let later = scrape(api).await;
     assert!(
         later.get("stream_blocks_dispatched_total") >= dispatched + 3.0,
@@ -455,15 +455,4 @@ async fn refusals_are_counted_by_reason_and_are_not_connections() {
         ended,
         "a refused upgrade (429) was observed as a connection lifetime"
     );
-}
-
-async fn node_wait_for_height(node: &WsNode, height: i64) {
-    let deadline = std::time::Instant::now() + ws_support::WAIT;
-    while node.height().await < height {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "height {height} not reached"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
 }

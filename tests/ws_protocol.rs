@@ -11,10 +11,11 @@ mod ws_support;
 
 use serde_json::json;
 use support::accounts::{BOND_DENOM, address, valoper};
+use support::queries::At;
+use support::{TestNode, TestNodeOptions};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use ws_support::client::WsClient;
 use ws_support::expected::WsStream;
-use ws_support::node::{WsNode, WsNodeConfig};
 use ws_support::{http, loopback, metrics};
 
 fn rejected(reason: &str) -> String {
@@ -30,7 +31,7 @@ fn balance(name: &str) -> WsStream {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_frames_are_answered_and_free_the_connection() {
-    let node = WsNode::start(WsNodeConfig::default()).await;
+    let node = TestNode::start(TestNodeOptions::slow_unbonding()).await;
     let api = node.api_addr();
     let mut route = WsClient::connect(api, &balance("alice").path(), loopback(1)).await;
     route.next_json().await;
@@ -61,7 +62,7 @@ async fn close_frames_are_answered_and_free_the_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_every_client_with_1001() {
-    let mut node = WsNode::start(WsNodeConfig::default().short_timeouts()).await;
+    let mut node = TestNode::start(TestNodeOptions::slow_unbonding().short_timeouts()).await;
     let api = node.api_addr();
     let alice = address("alice");
     let mut clients = Vec::new();
@@ -113,7 +114,8 @@ async fn sigterm_closes_every_client_with_1001() {
 async fn an_oversized_message_closes_only_its_client() {
     const LIMIT: usize = 1024;
     let node =
-        WsNode::start(WsNodeConfig::default().stream("max_message_size", LIMIT as i64)).await;
+        TestNode::start(TestNodeOptions::slow_unbonding().stream("max_message_size", LIMIT as i64))
+            .await;
     let api = node.api_addr();
     let stream = balance("alice");
     let mut bystander = WsClient::connect(api, &stream.path(), loopback(1)).await;
@@ -146,7 +148,10 @@ async fn an_oversized_message_closes_only_its_client() {
         .height;
     let update = bystander.next_json().await;
     assert_eq!(update["height"], json!(h), "{update}");
-    let amount = node.balance_at(&address("alice"), BOND_DENOM, h).await;
+    let amount = node
+        .balance(&address("alice"), BOND_DENOM, At::Height(h))
+        .await
+        .to_string();
     assert_eq!(
         update,
         json!({"denom": "ujuno", "amount": amount, "height": h})
@@ -155,8 +160,8 @@ async fn an_oversized_message_closes_only_its_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn origins_outside_allowed_origins_get_403() {
-    let node = WsNode::start(
-        WsNodeConfig::default().stream("allowed_origins", vec!["https://app.example"]),
+    let node = TestNode::start(
+        TestNodeOptions::slow_unbonding().stream("allowed_origins", vec!["https://app.example"]),
     )
     .await;
     let api = node.api_addr();
@@ -199,7 +204,7 @@ async fn origins_outside_allowed_origins_get_403() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_on_a_websocket_route_gets_426() {
-    let node = WsNode::start(WsNodeConfig::default()).await;
+    let node = TestNode::start(TestNodeOptions::slow_unbonding()).await;
     let api = node.api_addr();
     for target in [balance("alice").path(), "/ws".to_owned()] {
         let response = http::get(api, &target).await;
@@ -226,7 +231,7 @@ async fn plain_http_on_a_websocket_route_gets_426() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_paths_addresses_and_denoms_get_400_with_a_json_reason() {
-    let node = WsNode::start(WsNodeConfig::default()).await;
+    let node = TestNode::start(TestNodeOptions::slow_unbonding()).await;
     let api = node.api_addr();
     let (alice, v1) = (address("alice"), valoper("validator1"));
     let cases = [
@@ -294,7 +299,7 @@ async fn since_height_is_refused_not_silently_ignored() {
     // yet, and its gRPC streams refuse `since_height` with INVALID_ARGUMENT; a WebSocket
     // client asking for it must be refused too (400), not handed a snapshot at the current
     // height as if nothing had happened in between (a silent gap).
-    let node = WsNode::start(WsNodeConfig::default()).await;
+    let node = TestNode::start(TestNodeOptions::slow_unbonding()).await;
     let api = node.api_addr();
     let path = format!("{}?since_height=1", balance("alice").path());
     match WsClient::try_connect(api, &path, loopback(1), &[]).await {

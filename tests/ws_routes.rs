@@ -20,11 +20,7 @@ use ws_support::{loopback, metrics};
 
 /// A node whose unbonding entries outlive the test.
 async fn node() -> TestNode {
-    TestNode::start(TestNodeOptions {
-        unbonding_time: "60s",
-        ..TestNodeOptions::default()
-    })
-    .await
+    TestNode::start(TestNodeOptions::slow_unbonding()).await
 }
 
 /// The `height` of a stream message.

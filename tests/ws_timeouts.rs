@@ -12,15 +12,16 @@ mod ws_support;
 use std::time::{Duration, Instant};
 
 use support::accounts::{BOND_DENOM, address};
+use support::queries::At;
+use support::{TestNode, TestNodeOptions};
 use tokio::sync::mpsc;
 use ws_support::client::{RawClient, RawFrame, WsClient};
 use ws_support::expected::WsStream;
-use ws_support::node::{WsNode, WsNodeConfig};
 use ws_support::{WAIT, loopback, metrics};
 
-/// `idle_timeout` of [`WsNodeConfig::short_timeouts`].
+/// `idle_timeout` of [`TestNodeOptions::short_timeouts`].
 const IDLE: Duration = Duration::from_secs(2);
-/// `ping_interval` of [`WsNodeConfig::short_timeouts`].
+/// `ping_interval` of [`TestNodeOptions::short_timeouts`].
 const PING: Duration = Duration::from_millis(500);
 /// Slack for a loaded 2-core machine on top of a configured timeout.
 const SLACK: Duration = Duration::from_secs(2);
@@ -50,7 +51,7 @@ fn assert_closed_for_silence(who: &str, frames: &[RawFrame]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_and_vanished_clients_are_cleaned_up_while_a_healthy_client_keeps_up() {
-    let node = WsNode::start(WsNodeConfig::default().short_timeouts()).await;
+    let node = TestNode::start(TestNodeOptions::slow_unbonding().short_timeouts()).await;
     let api = node.api_addr();
     let stream = WsStream::Balance {
         address: address("alice"),
@@ -114,7 +115,10 @@ async fn silent_and_vanished_clients_are_cleaned_up_while_a_healthy_client_keeps
             height, tx.height,
             "the healthy client's next update is the block of the tx (after {last_height})"
         );
-        let amount = node.balance_at(&address("alice"), BOND_DENOM, height).await;
+        let amount = node
+            .balance(&address("alice"), BOND_DENOM, At::Height(height))
+            .await
+            .to_string();
         assert_eq!(update["amount"].as_str(), Some(amount.as_str()), "{update}");
         worst = worst.max(arrived.saturating_duration_since(committed));
         last_height = height;
@@ -161,8 +165,8 @@ async fn a_client_that_keeps_pinging_but_never_reads_is_cut_by_the_write_timeout
     const WRITE: Duration = Duration::from_secs(2);
     /// Subscriptions of the stuck client to each dev account's balances.
     const PER_ACCOUNT: usize = 400;
-    let node = WsNode::start(
-        WsNodeConfig::default()
+    let node = TestNode::start(
+        TestNodeOptions::slow_unbonding()
             .simulate(20)
             .rpc("max_subscriptions_per_client", 0)
             .stream("ping_interval", "500ms")

@@ -1,19 +1,20 @@
 //! End-to-end helpers for `juno.stream.v1.Query`: subscription keys, the values a stream
-//! carries, a `Recorder` that collects one stream's messages, the standard Cosmos query
-//! answer for the same key at a height, and a node started with a custom `config.toml`.
+//! carries, a `Recorder` that collects one stream's messages, and the standard Cosmos
+//! query answer for the same key at a height.
 //!
-//! Builds on the shared harness (`support`) and never changes it: the stream tests open
+//! Builds on the shared harness (`support`), which starts every node: the stream tests open
 //! streams against a `TestNode` and cross-check every message with the standard queries at
 //! the message's height (`x-cosmos-block-height`).
 
 #![allow(dead_code)] // each test binary uses a different part of these helpers
 
-pub mod configured;
 pub mod recorder;
 pub mod standard;
 pub mod values;
 pub mod watch;
 
+#[allow(unused_imports)]
+pub use crate::support::client_channel;
 #[allow(unused_imports)] // each test binary uses a different part of these helpers
 pub use recorder::{Recorder, open_error};
 #[allow(unused_imports)]
@@ -22,10 +23,7 @@ pub use standard::{assert_committed, expect_message, standard_value};
 use cosmos_sdk_proto::cosmos::base::v1beta1::Coin;
 use cosmos_sdk_proto::cosmos::staking::v1beta1::{DelegationResponse, UnbondingDelegation};
 
-use std::net::SocketAddr;
 use std::time::Duration;
-
-use tonic::transport::{Channel, Endpoint};
 
 use crate::support::accounts::{BOND_DENOM, address, valoper};
 
@@ -151,15 +149,4 @@ pub struct StreamMessage {
     pub height: i64,
     /// The value.
     pub value: StreamValue,
-}
-
-/// A lazily connected HTTP/2 connection to `grpc` from loopback address 127.0.0.`client`:
-/// the node counts `max_subscriptions_per_client` by client IP (5 by default), so tests that
-/// hold more streams than that spread them over several "clients".
-pub fn client_channel(grpc: SocketAddr, client: u8) -> Channel {
-    Endpoint::from_shared(format!("http://{grpc}"))
-        .expect("valid URL")
-        .local_address(Some(configured::loopback(client)))
-        .connect_timeout(Duration::from_secs(5))
-        .connect_lazy()
 }

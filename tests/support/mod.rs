@@ -1,25 +1,29 @@
 //! End-to-end harness: runs the real `streamd` binary on free loopback ports in a temporary
 //! home and gives tests gRPC clients, the CLI and a few waiting helpers.
 //!
-//! One `TestNode` per test keeps tests independent. The node's stderr goes to a log file in
-//! the temporary home; when a test panics, the log is printed and the home is kept.
+//! One `TestNode` per test keeps tests independent; `TestNodeOptions` says how it starts
+//! (block time, unbonding time, simulated traffic, `[rpc]` and `[stream]` settings). The
+//! node's stderr goes to a log file in the temporary home; when a test panics, the log is
+//! printed and the home is kept.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod accounts;
 pub mod cli;
 pub mod dec;
+pub mod options;
 pub mod queries;
 pub mod staking;
 pub mod tx;
 
 #[allow(unused_imports)] // each test binary uses a different part of the harness
 pub use cli::{TxOutcome, parse_tx_output, stderr, stdout, streamd, streamd_bin};
+pub use options::TestNodeOptions;
 
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use stream_proto::cosmos::auth::v1beta1::query_client::QueryClient as AuthClient;
@@ -35,31 +39,6 @@ use tonic::transport::{Channel, Endpoint};
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Upper bound for any single wait on the chain (a height, a tx).
 const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How to start a node.
-#[derive(Clone, Debug)]
-pub struct TestNodeOptions {
-    /// `streamd start --block-time`.
-    pub block_time: &'static str,
-    /// `streamd init --unbonding-time`.
-    pub unbonding_time: &'static str,
-    /// `streamd start --simulate TXS_PER_BLOCK`.
-    pub simulate: Option<u32>,
-    /// Write the chosen ports into `app.toml` instead of passing `--grpc.address` and
-    /// `--api.address`, so that `start` and the CLI's `--node` default read them from there.
-    pub ports_in_app_toml: bool,
-}
-
-impl Default for TestNodeOptions {
-    fn default() -> Self {
-        TestNodeOptions {
-            block_time: "200ms",
-            unbonding_time: "3s",
-            simulate: None,
-            ports_in_app_toml: false,
-        }
-    }
-}
 
 /// A running `streamd` with its own home; killed on drop.
 pub struct TestNode {
@@ -80,8 +59,9 @@ impl TestNode {
         TestNode::start(TestNodeOptions::default()).await
     }
 
-    /// `streamd init` into a fresh temporary home, then `streamd start` on free loopback
-    /// ports; returns once the node answers `GetLatestBlock` with height >= 1.
+    /// `streamd init` into a fresh temporary home, the edits of `options` to its
+    /// `config.toml` and `app.toml`, then `streamd start` on free loopback ports; returns once
+    /// the node answers `GetLatestBlock` with height >= 1.
     pub async fn start(options: TestNodeOptions) -> TestNode {
         let dir = tempfile::Builder::new()
             .prefix("streamd-e2e-")
@@ -105,25 +85,11 @@ impl TestNode {
         );
 
         let [grpc, api] = free_ports();
-        let grpc_flag = grpc.to_string();
-        let api_flag = format!("tcp://{api}");
-        if options.ports_in_app_toml {
-            set_app_toml_addresses(&home, &grpc_flag, &api_flag);
-        }
-
-        let block_time = options.block_time.to_owned();
-        let mut args = vec!["start", "--home", &home_str, "--block-time", &block_time];
-        let simulate = options.simulate.map(|n| n.to_string());
-        if let Some(n) = &simulate {
-            args.extend(["--simulate", n]);
-        }
-        if !options.ports_in_app_toml {
-            args.extend(["--grpc.address", &grpc_flag, "--api.address", &api_flag]);
-        }
+        options.configure_home(&home, grpc, api);
 
         let log = dir.path().join("streamd.log");
         let child = Command::new(streamd_bin())
-            .args(&args)
+            .args(options.start_args(&home_str, grpc, api))
             .stdin(Stdio::null())
             .stdout(File::create(dir.path().join("streamd.stdout")).expect("stdout file"))
             .stderr(File::create(&log).expect("log file"))
@@ -217,9 +183,15 @@ impl TestNode {
         format!("http://{}", self.grpc)
     }
 
-    /// A gRPC channel to the node (cheap to clone).
+    /// A gRPC channel to the node from 127.0.0.1 (cheap to clone).
     pub fn channel(&self) -> Channel {
         self.channel.clone()
+    }
+
+    /// A new HTTP/2 connection to the node from loopback address 127.0.0.`client` (see
+    /// [`client_channel`]).
+    pub fn channel_from(&self, client: u8) -> Channel {
+        client_channel(self.grpc, client)
     }
 
     /// `cosmos.bank.v1beta1.Query` client.
@@ -288,6 +260,30 @@ impl TestNode {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+
+    /// Sends SIGTERM to the node process (by its process id), as an operator stopping it.
+    pub fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {pid} failed: {status}");
+    }
+
+    /// Waits (bounded by `within`) for the node process to exit; returns its status.
+    pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll child") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                self.fail(&format!("streamd did not exit within {within:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for TestNode {
@@ -315,17 +311,19 @@ fn free_ports<const N: usize>() -> [SocketAddr; N] {
     std::array::from_fn(|i| listeners[i].local_addr().expect("local address"))
 }
 
-/// Points `[grpc] address` and `[api] address` of HOME/config/app.toml at the given ones.
-fn set_app_toml_addresses(home: &Path, grpc: &str, api: &str) {
-    let path = home.join("config").join("app.toml");
-    let text = std::fs::read_to_string(&path).expect("read app.toml");
-    let mut table: toml::Table = text.parse().expect("app.toml is TOML");
-    for (section, address) in [("grpc", grpc), ("api", api)] {
-        table
-            .get_mut(section)
-            .and_then(toml::Value::as_table_mut)
-            .unwrap_or_else(|| panic!("app.toml has no [{section}] table"))
-            .insert("address".into(), address.into());
-    }
-    std::fs::write(&path, toml::to_string(&table).expect("TOML encodes")).expect("write app.toml");
+/// Loopback address `127.0.0.N`: every test client picks its own, so that the node's
+/// per-client-IP limits can be exercised from one machine.
+pub fn loopback(n: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, n])
+}
+
+/// A lazily connected HTTP/2 connection to `grpc` from loopback address 127.0.0.`client`:
+/// the node counts `max_subscriptions_per_client` by client IP (5 by default), so tests that
+/// hold more streams than that spread them over several "clients".
+pub fn client_channel(grpc: SocketAddr, client: u8) -> Channel {
+    Endpoint::from_shared(format!("http://{grpc}"))
+        .expect("valid URL")
+        .local_address(Some(loopback(client)))
+        .connect_timeout(Duration::from_secs(5))
+        .connect_lazy()
 }

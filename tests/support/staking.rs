@@ -11,11 +11,7 @@ use super::{TestNode, TestNodeOptions};
 
 /// A node whose unbonding entries outlive the test, for tests that must act before maturity.
 pub async fn slow_unbonding_node() -> TestNode {
-    TestNode::start(TestNodeOptions {
-        unbonding_time: "60s",
-        ..TestNodeOptions::default()
-    })
-    .await
+    TestNode::start(TestNodeOptions::slow_unbonding()).await
 }
 
 /// Tokens and raw delegator shares of validator `name`.

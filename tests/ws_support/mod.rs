@@ -1,9 +1,10 @@
-//! End-to-end helpers for the WebSocket streams, limits and telemetry on the API port: a
-//! node started with custom `config.toml` / `app.toml` settings, WebSocket clients that
-//! connect from a chosen loopback address, plain HTTP, `/metrics` scraping, the JSON each
-//! stream must carry (built from the standard Cosmos queries) and the external test clients.
+//! End-to-end helpers for the WebSocket streams, limits and telemetry on the API port:
+//! WebSocket clients that connect from a chosen loopback address, plain HTTP, `/metrics`
+//! scraping, the JSON each stream must carry (built from the standard Cosmos queries) and the
+//! external test clients.
 //!
-//! Builds on the shared harness (`support`) and never changes it.
+//! Builds on the shared harness (`support`), which starts every node (with custom
+//! `config.toml` / `app.toml` settings through `TestNodeOptions`).
 
 #![allow(dead_code)] // each test binary uses a different part of these helpers
 
@@ -11,9 +12,8 @@ pub mod client;
 pub mod expected;
 pub mod http;
 pub mod metrics;
-pub mod node;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,11 +21,8 @@ use std::time::Duration;
 /// machine (the suite runs on 2 cores).
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// Loopback address `127.0.0.N`: every test client picks its own, so that per-client-IP
-/// subscription limits can be exercised from one machine.
-pub fn loopback(n: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
-}
+#[allow(unused_imports)] // each test binary uses a different part of these helpers
+pub use crate::support::loopback;
 
 /// Where an external test client is: env `var` (set by scripts/test), else `name` on PATH,
 /// else `fallback` (where scripts/test installs it). `None` (after a loud SKIPPED message
