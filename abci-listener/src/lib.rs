@@ -55,6 +55,7 @@ mod error;
 mod hex;
 mod key;
 mod math;
+mod prefix;
 mod staking;
 #[cfg(test)]
 mod test_vectors;
@@ -67,3 +68,7 @@ pub use commit::{BlockCommit, CommitListener, StoreKVPair};
 pub use decode::{DecodedBlock, decode_block, decode_pair};
 pub use error::DecodeError;
 pub use math::{Dec, Int, ParseNumberError, tokens_from_shares};
+pub use prefix::{
+    BANK_STORE, STAKING_STORE, VALIDATORS_PREFIX, balances_prefix, delegations_prefix,
+    unbonding_delegations_prefix,
+};

@@ -32,9 +32,21 @@ pub enum RequestError {
         "unknown stream {0:?}; streams: bank/balance, bank/balances, staking/delegations, staking/delegation, staking/unbonding-delegations, staking/unbonding-delegation"
     )]
     UnknownStream(String),
-    /// A feature of the wire contract this build does not serve yet.
-    #[error("{0}")]
-    Unsupported(&'static str),
+    /// A non-zero `since_height`: resume is part of the wire contract but not served yet,
+    /// so it is refused rather than silently started from now.
+    #[error("since_height (resume) is not supported by this node yet; omit it or send 0")]
+    ResumeUnsupported,
+    /// `since_height` that is not an integer (WebSocket query or `/ws` params).
+    #[error("since_height {0:?} is not an integer")]
+    SinceHeight(String),
+}
+
+/// Accepts only "no resume" (`since_height` 0).
+pub fn check_since_height(since_height: i64) -> Result<(), RequestError> {
+    match since_height {
+        0 => Ok(()),
+        _ => Err(RequestError::ResumeUnsupported),
+    }
 }
 
 /// Bech32 prefixes and bond denom of the chain the module runs in.

@@ -8,7 +8,7 @@
 use crate::chain::Chain;
 use crate::key::SubscriptionKey;
 use crate::metrics::Metrics;
-use crate::outbox::{CloseReason, Outbox};
+use crate::outbox::{CloseReason, Outbox, shutting_down};
 use crate::reader::{ReadError, StateReader};
 use crate::topic::TopicState;
 use crate::value::{Update, Value};
@@ -441,11 +441,6 @@ impl Dispatcher {
             }
         }
     }
-}
-
-/// Resolves once shutdown is signalled (or its sender is gone).
-async fn shutting_down(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await.map(|_| ());
 }
 
 /// Reads the state of `keys` at `height` concurrently.

@@ -1,7 +1,7 @@
 //! `juno.stream.v1.Query`: the six server-streaming RPCs. Handlers stay thin: parse the
 //! request into a `SubscriptionKey`, admit it, subscribe, and render each update.
 
-use crate::chain::{Chain, RequestError};
+use crate::chain::{Chain, RequestError, check_since_height};
 use crate::handle::{Handle, Subscription};
 use crate::key::SubscriptionKey;
 use crate::limits::{ConnectionPermit, LimitError};
@@ -42,14 +42,8 @@ impl StreamService {
         render: fn(&Update) -> Option<T>,
     ) -> Result<Response<ResponseStream<T>>, Status> {
         let h = &self.handle;
-        let key = key(&h.chain)
-            .and_then(|k| {
-                if since_height != 0 {
-                    Err(RequestError::Unsupported("since_height (resume) is not supported by this node yet; omit it or send 0"))
-                } else {
-                    Ok(k)
-                }
-            })
+        let key = check_since_height(since_height)
+            .and_then(|()| key(&h.chain))
             .map_err(|e| {
                 h.metrics.rejected("invalid_request").inc();
                 Status::invalid_argument(e.to_string())
@@ -70,10 +64,7 @@ fn limit_status(e: LimitError) -> Status {
 }
 
 fn close_status(r: CloseReason) -> Status {
-    match r {
-        CloseReason::Shutdown => Status::unavailable("the node is shutting down"),
-        CloseReason::Failed(m) => Status::unavailable(m),
-    }
+    Status::unavailable(r.to_string())
 }
 
 /// The response stream: each update rendered, then one final status when the server ends

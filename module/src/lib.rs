@@ -2,7 +2,8 @@
 //! delegations, compiled into a Cosmos-style node.
 //!
 //! The node gives the module three things and gets three back:
-//! - it hands over a [`StateReader`] (reads of committed state at a height), the chain's
+//! - it hands over a [`StateReader`] (reads of committed state at a height; a node with
+//!   direct store access implements [`KvReader`] and wraps it in [`DecodingReader`]), the chain's
 //!   prefixes and bond denom ([`Chain`]), the `[stream]` table of `app.toml`
 //!   ([`StreamConfig`]) and CometBFT's `[rpc]` limits ([`LimitsConfig`]);
 //! - it gets a [`CommitListener`] for its commit path (O(1): one `try_send` of a pointer to
@@ -59,7 +60,7 @@ pub use handle::{Handle, Subscription};
 pub use key::{SubscriptionKey, SubscriptionKind};
 pub use limits::{LimitError, Limits, LimitsConfig};
 pub use metrics::Metrics;
-pub use reader::{ReadError, StateReader};
+pub use reader::{DecodingReader, KvReader, ReadError, StateReader};
 pub use stream_abci_listener::{BlockCommit, CommitListener};
 
 use dispatcher::{Dispatcher, Inputs};

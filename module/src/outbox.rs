@@ -17,6 +17,21 @@ pub enum CloseReason {
     Failed(String),
 }
 
+impl std::fmt::Display for CloseReason {
+    /// The words clients see (gRPC status message, WebSocket error or close reason).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::Shutdown => f.write_str("the node is shutting down"),
+            CloseReason::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Resolves once `rx` says the node is shutting down (or its sender is gone).
+pub async fn shutting_down(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await.map(|_| ());
+}
+
 /// What the consumer gets next.
 #[derive(Debug)]
 pub enum Next {

@@ -3,7 +3,11 @@
 //! gRPC queries with `x-cosmos-block-height` in plugin mode).
 
 use async_trait::async_trait;
-use stream_abci_listener::{Address, Dec, Int, UnbondingEntry, ValidatorTokens};
+use stream_abci_listener::{
+    Address, BANK_STORE, Dec, Int, STAKING_STORE, StateChange, StoreKVPair, UnbondingEntry,
+    VALIDATORS_PREFIX, ValidatorTokens, balances_prefix, decode_pair, delegations_prefix,
+    unbonding_delegations_prefix,
+};
 
 /// A read that failed (height pruned, node unreachable, ...).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,4 +45,130 @@ pub trait StateReader: Send + Sync + 'static {
         height: i64,
         delegator: &Address,
     ) -> Result<Vec<(Address, Vec<UnbondingEntry>)>, ReadError>;
+}
+
+/// Raw reads of committed store entries at a height: what a node with direct access to its
+/// stores implements. [`DecodingReader`] turns it into a [`StateReader`] that decodes the
+/// entries with the change-set decoder, so snapshots and updates cannot disagree.
+#[async_trait]
+pub trait KvReader: Send + Sync + 'static {
+    /// Entries of `store` (`"bank"`, `"staking"`) whose key starts with `prefix`.
+    async fn scan(
+        &self,
+        height: i64,
+        store: &'static str,
+        prefix: Vec<u8>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ReadError>;
+}
+
+/// A [`StateReader`] over a [`KvReader`].
+pub struct DecodingReader<R>(pub R);
+
+impl<R: KvReader> DecodingReader<R> {
+    /// Decoded entries under `prefix`; undecodable ones are logged and skipped.
+    async fn changes(
+        &self,
+        height: i64,
+        store: &'static str,
+        prefix: Vec<u8>,
+    ) -> Result<Vec<StateChange>, ReadError> {
+        let entries = self.0.scan(height, store, prefix).await?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let pair = StoreKVPair {
+                    store_key: store.into(),
+                    delete: false,
+                    key,
+                    value,
+                };
+                decode_pair(&pair).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "undecodable store entry skipped in a snapshot");
+                    None
+                })
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl<R: KvReader> StateReader for DecodingReader<R> {
+    async fn balances(
+        &self,
+        height: i64,
+        address: &Address,
+    ) -> Result<Vec<(String, Int)>, ReadError> {
+        let changes = self
+            .changes(height, BANK_STORE, balances_prefix(address))
+            .await?;
+        Ok(changes
+            .into_iter()
+            .filter_map(|c| match c {
+                StateChange::Balance { denom, amount, .. } => Some((denom, amount)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn validators(&self, height: i64) -> Result<Vec<(Address, ValidatorTokens)>, ReadError> {
+        let changes = self
+            .changes(height, STAKING_STORE, VALIDATORS_PREFIX.to_vec())
+            .await?;
+        Ok(changes
+            .into_iter()
+            .filter_map(|c| match c {
+                StateChange::Validator {
+                    operator,
+                    value: Some(v),
+                } => Some((operator, v)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn delegations(
+        &self,
+        height: i64,
+        delegator: &Address,
+    ) -> Result<Vec<(Address, Dec)>, ReadError> {
+        let changes = self
+            .changes(height, STAKING_STORE, delegations_prefix(delegator))
+            .await?;
+        Ok(changes
+            .into_iter()
+            .filter_map(|c| match c {
+                StateChange::Delegation {
+                    validator,
+                    shares: Some(s),
+                    ..
+                } => Some((validator, s)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn unbonding_delegations(
+        &self,
+        height: i64,
+        delegator: &Address,
+    ) -> Result<Vec<(Address, Vec<UnbondingEntry>)>, ReadError> {
+        let changes = self
+            .changes(
+                height,
+                STAKING_STORE,
+                unbonding_delegations_prefix(delegator),
+            )
+            .await?;
+        Ok(changes
+            .into_iter()
+            .filter_map(|c| match c {
+                StateChange::UnbondingDelegation {
+                    validator,
+                    entries: Some(e),
+                    ..
+                } => Some((validator, e)),
+                _ => None,
+            })
+            .collect())
+    }
 }

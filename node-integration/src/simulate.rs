@@ -50,7 +50,8 @@ impl Rng {
 pub async fn run(node: Node, per_block: u32, stop: impl std::future::Future<Output = ()>) {
     let mut heights = node.heights();
     let mut rng = Rng::new(0x5EED);
-    let keys: Vec<DevKey> = DevKey::all();
+    // Derived once: key derivation is an elliptic-curve multiplication per key.
+    let keys: std::sync::Arc<Vec<DevKey>> = std::sync::Arc::new(DevKey::all());
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -59,10 +60,9 @@ pub async fn run(node: Node, per_block: u32, stop: impl std::future::Future<Outp
         }
         let node = node.clone();
         let seed = rng.next_u64();
-        let keys_ref: Vec<&'static str> = keys.iter().map(|k| k.name).collect();
+        let keys = keys.clone();
         let _ = tokio::task::spawn_blocking(move || {
             let mut rng = Rng::new(seed);
-            let keys: Vec<DevKey> = keys_ref.iter().filter_map(|n| DevKey::get(n)).collect();
             for _ in 0..per_block {
                 if let Some(tx) = next_tx(&node, &keys, &mut rng) {
                     let outcome = node.broadcast(tx);

@@ -1,144 +1,46 @@
-//! The stream module in the node: its `StateReader` over the node's committed versions, and
+//! The stream module in the node: raw reads of the node's committed versions, and
 //! start-up from the node's config.
 
 #[cfg(feature = "stream")]
 mod enabled {
-    use crate::address::Addr;
     use crate::config::{Home, NodeConfig};
     use crate::node::Node;
-    use crate::state::keys;
-    use crate::store::{MultiStore, StoreKey};
+    use crate::store::StoreKey;
     use async_trait::async_trait;
     use prometheus_client::registry::Registry;
     use std::sync::Arc;
-    use stream_abci_listener::{
-        Address, Dec, Int, StateChange, StoreKVPair, UnbondingEntry, ValidatorTokens, decode_pair,
+    use stream_module::{
+        Chain, DecodingReader, KvReader, LimitsConfig, ReadError, StreamConfig, StreamModule,
     };
-    use stream_module::{Chain, LimitsConfig, ReadError, StateReader, StreamConfig, StreamModule};
     use tonic::service::RoutesBuilder;
 
-    /// Reads committed state from the node's kept versions, decoding store entries with the
-    /// same decoder that decodes change sets, so snapshots and updates cannot disagree.
+    /// Raw reads of the node's kept versions; the module decodes them
+    /// ([`DecodingReader`]) with the change-set decoder, so snapshots and updates cannot
+    /// disagree.
     pub struct NodeReader(pub Node);
 
-    impl NodeReader {
-        fn state(&self, height: i64) -> Result<MultiStore, ReadError> {
-            self.0
-                .version(Some(height))
-                .map(|c| c.state.clone())
-                .map_err(|e| ReadError {
-                    height,
-                    reason: e.to_string(),
-                })
-        }
-    }
-
-    /// Decodes every entry under `prefix` as a state change.
-    fn scan(state: &MultiStore, store: StoreKey, prefix: &[u8]) -> Vec<StateChange> {
-        state
-            .prefix(store, prefix)
-            .filter_map(|(k, v)| {
-                let pair = StoreKVPair {
-                    store_key: store.name().into(),
-                    delete: false,
-                    key: k.clone(),
-                    value: v.clone(),
-                };
-                match decode_pair(&pair) {
-                    Ok(change) => change,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "undecodable store entry skipped in a snapshot");
-                        None
-                    }
-                }
-            })
-            .collect()
-    }
-
-    fn addr(a: &Address) -> Addr {
-        Addr(a.as_bytes().to_vec())
-    }
-
     #[async_trait]
-    impl StateReader for NodeReader {
-        async fn balances(
+    impl KvReader for NodeReader {
+        async fn scan(
             &self,
             height: i64,
-            address: &Address,
-        ) -> Result<Vec<(String, Int)>, ReadError> {
-            let state = self.state(height)?;
-            Ok(
-                scan(&state, StoreKey::Bank, &keys::balances(&addr(address)))
-                    .into_iter()
-                    .filter_map(|c| match c {
-                        StateChange::Balance { denom, amount, .. } => Some((denom, amount)),
-                        _ => None,
-                    })
-                    .collect(),
-            )
-        }
-
-        async fn validators(
-            &self,
-            height: i64,
-        ) -> Result<Vec<(Address, ValidatorTokens)>, ReadError> {
-            let state = self.state(height)?;
-            Ok(scan(&state, StoreKey::Staking, keys::VALIDATORS)
+            store: &'static str,
+            prefix: Vec<u8>,
+        ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ReadError> {
+            let err = |reason: String| ReadError { height, reason };
+            let store = StoreKey::ALL
                 .into_iter()
-                .filter_map(|c| match c {
-                    StateChange::Validator {
-                        operator,
-                        value: Some(v),
-                    } => Some((operator, v)),
-                    _ => None,
-                })
+                .find(|s| s.name() == store)
+                .ok_or_else(|| err(format!("no store named {store:?}")))?;
+            let version = self
+                .0
+                .version(Some(height))
+                .map_err(|e| err(e.to_string()))?;
+            Ok(version
+                .state
+                .prefix(store, &prefix)
+                .map(|(k, v)| (k.clone(), v.clone()))
                 .collect())
-        }
-
-        async fn delegations(
-            &self,
-            height: i64,
-            delegator: &Address,
-        ) -> Result<Vec<(Address, Dec)>, ReadError> {
-            let state = self.state(height)?;
-            Ok(scan(
-                &state,
-                StoreKey::Staking,
-                &keys::delegations(&addr(delegator)),
-            )
-            .into_iter()
-            .filter_map(|c| match c {
-                StateChange::Delegation {
-                    validator,
-                    shares: Some(s),
-                    ..
-                } => Some((validator, s)),
-                _ => None,
-            })
-            .collect())
-        }
-
-        async fn unbonding_delegations(
-            &self,
-            height: i64,
-            delegator: &Address,
-        ) -> Result<Vec<(Address, Vec<UnbondingEntry>)>, ReadError> {
-            let state = self.state(height)?;
-            Ok(scan(
-                &state,
-                StoreKey::Staking,
-                &keys::unbondings(&addr(delegator)),
-            )
-            .into_iter()
-            .filter_map(|c| match c {
-                StateChange::UnbondingDelegation {
-                    validator,
-                    entries: Some(e),
-                    ..
-                } => Some((validator, e)),
-                _ => None,
-            })
-            .collect())
         }
     }
 
@@ -170,8 +72,12 @@ mod enabled {
                 max_open_connections: config.comet.rpc.max_open_connections,
                 max_subscriptions_per_client: config.comet.rpc.max_subscriptions_per_client,
             };
-            let module =
-                StreamModule::start(&stream, limits, chain, Arc::new(NodeReader(node.clone())));
+            let module = StreamModule::start(
+                &stream,
+                limits,
+                chain,
+                Arc::new(DecodingReader(NodeReader(node.clone()))),
+            );
             node.add_listener(module.commit_listener());
             Ok(Some(Stream {
                 module,

@@ -14,9 +14,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
-use stream_abci_listener::{
-    Address, Dec, Int, StateChange, StoreKVPair, UnbondingEntry, ValidatorTokens, decode_pair,
-};
+use stream_abci_listener::{Address, Dec, Int, StoreKVPair};
 
 type Kv = BTreeMap<(String, Vec<u8>), Vec<u8>>;
 
@@ -52,98 +50,29 @@ impl MemoryChain {
             changes: pairs,
         })
     }
+}
 
-    fn scan(&self, height: i64, store: &str, prefix: &[u8]) -> Result<Vec<StateChange>, ReadError> {
-        let states = self.states.lock().unwrap();
+/// Raw reads of the in-memory chain; the module's `DecodingReader` does the rest, as it
+/// does for the node.
+struct Reader(Arc<MemoryChain>);
+
+#[async_trait]
+impl KvReader for Reader {
+    async fn scan(
+        &self,
+        height: i64,
+        store: &'static str,
+        prefix: Vec<u8>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ReadError> {
+        let states = self.0.states.lock().unwrap();
         let state = states.get(height as usize).ok_or(ReadError {
             height,
             reason: "no such height".into(),
         })?;
         Ok(state
             .iter()
-            .filter(|((s, k), _)| s == store && k.starts_with(prefix))
-            .filter_map(|((s, k), v)| {
-                decode_pair(&StoreKVPair {
-                    store_key: s.clone(),
-                    delete: false,
-                    key: k.clone(),
-                    value: v.clone(),
-                })
-                .unwrap()
-            })
-            .collect())
-    }
-}
-
-struct Reader(Arc<MemoryChain>);
-
-#[async_trait]
-impl StateReader for Reader {
-    async fn balances(
-        &self,
-        height: i64,
-        address: &Address,
-    ) -> Result<Vec<(String, Int)>, ReadError> {
-        Ok(self
-            .0
-            .scan(height, "bank", &lp(0x02, &[address]))?
-            .into_iter()
-            .filter_map(|c| match c {
-                StateChange::Balance { denom, amount, .. } => Some((denom, amount)),
-                _ => None,
-            })
-            .collect())
-    }
-    async fn validators(&self, height: i64) -> Result<Vec<(Address, ValidatorTokens)>, ReadError> {
-        Ok(self
-            .0
-            .scan(height, "staking", &[0x21])?
-            .into_iter()
-            .filter_map(|c| match c {
-                StateChange::Validator {
-                    operator,
-                    value: Some(v),
-                } => Some((operator, v)),
-                _ => None,
-            })
-            .collect())
-    }
-    async fn delegations(
-        &self,
-        height: i64,
-        delegator: &Address,
-    ) -> Result<Vec<(Address, Dec)>, ReadError> {
-        Ok(self
-            .0
-            .scan(height, "staking", &lp(0x31, &[delegator]))?
-            .into_iter()
-            .filter_map(|c| match c {
-                StateChange::Delegation {
-                    validator,
-                    shares: Some(s),
-                    ..
-                } => Some((validator, s)),
-                _ => None,
-            })
-            .collect())
-    }
-    async fn unbonding_delegations(
-        &self,
-        height: i64,
-        delegator: &Address,
-    ) -> Result<Vec<(Address, Vec<UnbondingEntry>)>, ReadError> {
-        Ok(self
-            .0
-            .scan(height, "staking", &lp(0x32, &[delegator]))?
-            .into_iter()
-            .filter_map(|c| match c {
-                StateChange::UnbondingDelegation {
-                    validator,
-                    entries: Some(e),
-                    ..
-                } => Some((validator, e)),
-                _ => None,
-            })
+            .filter(|((s, k), _)| s == store && k.starts_with(&prefix))
+            .map(|((_, k), v)| (k.clone(), v.clone()))
             .collect())
     }
 }
@@ -273,7 +202,12 @@ fn module(mem: &Arc<MemoryChain>, block_queue: usize) -> StreamModule {
         max_open_connections: 0,
         max_subscriptions_per_client: 0,
     };
-    StreamModule::start(&config, limits, chain(), Arc::new(Reader(mem.clone())))
+    StreamModule::start(
+        &config,
+        limits,
+        chain(),
+        Arc::new(DecodingReader(Reader(mem.clone()))),
+    )
 }
 
 async fn subscribe(m: &StreamModule, key: SubscriptionKey) -> Subscription {

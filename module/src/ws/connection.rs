@@ -7,7 +7,7 @@ use super::control::{self, Reply};
 use crate::config::WebSocketConfig;
 use crate::handle::{Handle, Subscription};
 use crate::limits::ConnectionPermit;
-use crate::outbox::{CloseReason, Next};
+use crate::outbox::{CloseReason, Next, shutting_down};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -84,10 +84,11 @@ impl Conn {
     }
 
     async fn close_for(&mut self, r: CloseReason) {
-        match r {
-            CloseReason::Shutdown => self.close(close_code::AWAY, "server shutting down").await,
-            CloseReason::Failed(m) => self.close(close_code::ERROR, &truncate(&m)).await,
-        }
+        let code = match r {
+            CloseReason::Shutdown => close_code::AWAY,
+            CloseReason::Failed(_) => close_code::ERROR,
+        };
+        self.close(code, &truncate(&r.to_string())).await
     }
 
     /// The next event: a frame (any frame resets the idle deadline), a ping due, or idleness.
@@ -134,10 +135,6 @@ fn truncate(s: &str) -> String {
     s[..end].to_string()
 }
 
-async fn shutting_down(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await.map(|_| ());
-}
-
 /// A path route's connection: the subscription's updates until either side ends.
 pub(super) async fn single(
     socket: WebSocket,
@@ -149,7 +146,7 @@ pub(super) async fn single(
     let mut c = Conn::new(socket, config);
     loop {
         tokio::select! {
-            _ = shutting_down(&mut shutdown) => return c.close(close_code::AWAY, "server shutting down").await,
+            _ = shutting_down(&mut shutdown) => return c.close_for(CloseReason::Shutdown).await,
             next = sub.next() => match next {
                 Next::Update(u) => if c.text(u.json()).await.is_err() { return },
                 Next::Closed(r) => return c.close_for(r).await,
@@ -181,7 +178,7 @@ pub(super) async fn multiplexed(
     loop {
         let alive = tokio::select! {
             _ = shutting_down(&mut shutdown) => {
-                c.close(close_code::AWAY, "server shutting down").await;
+                c.close_for(CloseReason::Shutdown).await;
                 false
             }
             Some((sid, next)) = updates.recv() => match next {

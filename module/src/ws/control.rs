@@ -115,8 +115,7 @@ pub async fn subscribe(
         .map_err(|e| error(&id, 429, e.to_string()))?;
     match handle.subscribe(key, permit).await {
         Ok(sub) => Ok((id, sub)),
-        Err(CloseReason::Shutdown) => Err(error(&id, 503, "the node is shutting down")),
-        Err(CloseReason::Failed(m)) => Err(error(&id, 503, m)),
+        Err(r) => Err(error(&id, 503, r.to_string())),
     }
 }
 
@@ -156,9 +155,5 @@ pub fn update(sid: &str, data: &str) -> String {
 
 /// The server ended a subscription.
 pub fn ended(sid: &str, r: &CloseReason) -> String {
-    let message = match r {
-        CloseReason::Shutdown => "the node is shutting down".to_string(),
-        CloseReason::Failed(m) => m.clone(),
-    };
-    json!({"subscription": sid, "error": {"code": 503, "message": message}}).to_string()
+    json!({"subscription": sid, "error": {"code": 503, "message": r.to_string()}}).to_string()
 }

@@ -13,7 +13,6 @@ use crate::config::WebSocketConfig;
 use crate::handle::Handle;
 use crate::key::SubscriptionKey;
 use crate::limits::LimitError;
-use crate::outbox::CloseReason;
 use axum::Router;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -204,11 +203,11 @@ async fn single(
         .map_err(|e| ws.limit(e))?;
     let connection = ws.handle.limits.connect().map_err(|e| ws.limit(e))?;
     let sub = ws.handle.subscribe(key, permit).await.map_err(|r| {
-        let message = match r {
-            CloseReason::Shutdown => "the node is shutting down".to_string(),
-            CloseReason::Failed(m) => m,
-        };
-        ws.reject(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        ws.reject(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            r.to_string(),
+        )
     })?;
     let config = ws.config.clone();
     let shutdown = ws.handle.shutdown.clone();

@@ -50,14 +50,14 @@ pub fn parse_stream<'a>(
     })
 }
 
-/// Resume (`since_height`) is part of the wire contract but not served yet: refuse it
-/// rather than silently start from now.
+/// Checks a textual `since_height` (absent or empty = none) with the gRPC rule.
 pub fn check_since_height(v: Option<&str>) -> Result<(), RequestError> {
     match v.map(str::trim) {
-        None | Some("") | Some("0") => Ok(()),
-        Some(_) => Err(RequestError::Unsupported(
-            "since_height (resume) is not supported by this node yet; omit it or send 0",
-        )),
+        None | Some("") => Ok(()),
+        Some(s) => crate::chain::check_since_height(
+            s.parse()
+                .map_err(|_| RequestError::SinceHeight(s.to_string()))?,
+        ),
     }
 }
 
