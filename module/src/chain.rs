@@ -1,6 +1,7 @@
 //! The chain facts the module needs (bech32 prefixes, bond denom) and request parsing into
 //! typed, checked values.
 
+use crate::handle::Start;
 use stream_abci_listener::{Address, Bech32Error};
 
 /// Why a request was refused; rendered as `INVALID_ARGUMENT` (gRPC) or HTTP 400 (WebSocket).
@@ -32,20 +33,23 @@ pub enum RequestError {
         "unknown stream {0:?}; streams: bank/balance, bank/balances, staking/delegations, staking/delegation, staking/unbonding-delegations, staking/unbonding-delegation"
     )]
     UnknownStream(String),
-    /// A non-zero `since_height`: resume is part of the wire contract but not served yet,
-    /// so it is refused rather than silently started from now.
-    #[error("since_height (resume) is not supported by this node yet; omit it or send 0")]
-    ResumeUnsupported,
+    /// A negative `since_height`.
+    #[error(
+        "since_height must be 0 (no resume: snapshot first) or a height to resume after, got {0}"
+    )]
+    NegativeSinceHeight(i64),
     /// `since_height` that is not an integer (WebSocket query or `/ws` params).
     #[error("since_height {0:?} is not an integer")]
     SinceHeight(String),
 }
 
-/// Accepts only "no resume" (`since_height` 0).
-pub fn check_since_height(since_height: i64) -> Result<(), RequestError> {
+/// Where a request's `since_height` starts its subscription: 0 = snapshot, N > 0 = every
+/// change after N.
+pub(crate) fn start_from(since_height: i64) -> Result<Start, RequestError> {
     match since_height {
-        0 => Ok(()),
-        _ => Err(RequestError::ResumeUnsupported),
+        0 => Ok(Start::Snapshot),
+        n if n > 0 => Ok(Start::Since(n)),
+        n => Err(RequestError::NegativeSinceHeight(n)),
     }
 }
 

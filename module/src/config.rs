@@ -15,6 +15,13 @@ pub struct ConfigError(pub String);
 pub const DEFAULT_BLOCK_QUEUE: usize = 256;
 /// Subscribe requests waiting for the dispatcher; when full, new subscribers wait.
 pub const DEFAULT_SUBSCRIBE_QUEUE: usize = 1024;
+/// Recent blocks kept for resume (`since_height`).
+pub const DEFAULT_REPLAY_WINDOW: usize = 10_000;
+/// Memory the replay window may hold, bytes (estimated from the decoded changes).
+pub const DEFAULT_REPLAY_MEMORY: usize = 256 * 1024 * 1024;
+/// Updates a resumed subscription may have waiting for its client; beyond that it ends with
+/// "resume with since_height=H".
+pub const DEFAULT_RESUME_QUEUE: usize = 1024;
 /// Largest WebSocket message a client may send (control messages are small).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
 
@@ -27,6 +34,12 @@ pub struct StreamConfig {
     pub block_queue: usize,
     /// `subscribe_queue`; see [`DEFAULT_SUBSCRIBE_QUEUE`].
     pub subscribe_queue: usize,
+    /// `replay_window` (blocks; 0 = no resume); see [`DEFAULT_REPLAY_WINDOW`].
+    pub replay_window: usize,
+    /// `replay_memory` (bytes); see [`DEFAULT_REPLAY_MEMORY`].
+    pub replay_memory: usize,
+    /// `resume_queue` (updates); see [`DEFAULT_RESUME_QUEUE`].
+    pub resume_queue: usize,
     /// WebSocket settings.
     pub websocket: WebSocketConfig,
 }
@@ -88,6 +101,9 @@ impl Default for StreamConfig {
             enable: true,
             block_queue: DEFAULT_BLOCK_QUEUE,
             subscribe_queue: DEFAULT_SUBSCRIBE_QUEUE,
+            replay_window: DEFAULT_REPLAY_WINDOW,
+            replay_memory: DEFAULT_REPLAY_MEMORY,
+            resume_queue: DEFAULT_RESUME_QUEUE,
             websocket: WebSocketConfig::default(),
         }
     }
@@ -99,6 +115,9 @@ struct Raw {
     enable: Option<bool>,
     block_queue: Option<usize>,
     subscribe_queue: Option<usize>,
+    replay_window: Option<usize>,
+    replay_memory: Option<usize>,
+    resume_queue: Option<usize>,
     ping_interval: Option<String>,
     idle_timeout: Option<String>,
     write_timeout: Option<String>,
@@ -120,6 +139,18 @@ fn duration(key: &str, v: Option<String>, default: Duration) -> Result<Duration,
     Ok(d)
 }
 
+/// serde names unknown keys but not the key of a value of the wrong type: find it by
+/// parsing the keys one at a time.
+fn name_the_key(table: &toml::Table, e: toml::de::Error) -> String {
+    for (key, value) in table {
+        let one: toml::Table = [(key.clone(), value.clone())].into_iter().collect();
+        if let Err(e) = toml::Value::Table(one).try_into::<Raw>() {
+            return format!("{key}: {}", e.message().trim());
+        }
+    }
+    e.message().trim().to_string()
+}
+
 fn positive(key: &str, v: Option<usize>, default: usize) -> Result<usize, ConfigError> {
     match v {
         Some(0) => Err(ConfigError(format!("{key} must be at least 1"))),
@@ -133,7 +164,7 @@ impl StreamConfig {
     pub fn from_table(table: &toml::Table) -> Result<StreamConfig, ConfigError> {
         let raw: Raw = toml::Value::Table(table.clone())
             .try_into()
-            .map_err(|e: toml::de::Error| ConfigError(e.message().trim().to_string()))?;
+            .map_err(|e: toml::de::Error| ConfigError(name_the_key(table, e)))?;
         let d = WebSocketConfig::default();
         let websocket = WebSocketConfig {
             ping_interval: duration("ping_interval", raw.ping_interval, d.ping_interval)?,
@@ -175,6 +206,9 @@ impl StreamConfig {
                 raw.subscribe_queue,
                 DEFAULT_SUBSCRIBE_QUEUE,
             )?,
+            replay_window: raw.replay_window.unwrap_or(DEFAULT_REPLAY_WINDOW),
+            replay_memory: raw.replay_memory.unwrap_or(DEFAULT_REPLAY_MEMORY),
+            resume_queue: positive("resume_queue", raw.resume_queue, DEFAULT_RESUME_QUEUE)?,
             websocket,
         })
     }
@@ -210,6 +244,23 @@ mod tests {
                 .contains("block_queue")
         );
         assert!(parse("block_queue = \"x\"").is_err());
+        let c = parse("replay_window = 0\nreplay_memory = 1024\nresume_queue = 4").unwrap();
+        assert_eq!(
+            (c.replay_window, c.replay_memory, c.resume_queue),
+            (0, 1024, 4)
+        );
+        assert!(
+            parse("resume_queue = 0")
+                .unwrap_err()
+                .to_string()
+                .contains("resume_queue")
+        );
+        assert!(
+            parse("replay_memory = \"256MiB\"")
+                .unwrap_err()
+                .to_string()
+                .contains("replay_memory")
+        );
         assert!(
             parse("ping_interval = \"soon\"")
                 .unwrap_err()

@@ -1,7 +1,7 @@
 //! `juno.stream.v1.Query`: the six server-streaming RPCs. Handlers stay thin: parse the
 //! request into a `SubscriptionKey`, admit it, subscribe, and render each update.
 
-use crate::chain::{Chain, RequestError, check_since_height};
+use crate::chain::{Chain, RequestError, start_from};
 use crate::handle::{Handle, Subscription};
 use crate::key::SubscriptionKey;
 use crate::limits::{ConnectionPermit, LimitError};
@@ -20,7 +20,7 @@ use stream_proto::juno::stream::v1::*;
 use tonic::{Request, Response, Status};
 
 /// A server stream of one RPC's responses.
-pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+pub(crate) type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// The gRPC service.
 #[derive(Clone)]
@@ -30,7 +30,7 @@ pub struct StreamService {
 
 impl StreamService {
     /// The tonic server for it.
-    pub fn server(handle: Handle) -> QueryServer<StreamService> {
+    pub(crate) fn server(handle: Handle) -> QueryServer<StreamService> {
         QueryServer::new(StreamService { handle })
     }
 
@@ -42,8 +42,8 @@ impl StreamService {
         render: fn(&Update) -> Option<T>,
     ) -> Result<Response<ResponseStream<T>>, Status> {
         let h = &self.handle;
-        let key = check_since_height(since_height)
-            .and_then(|()| key(&h.chain))
+        let (start, key) = start_from(since_height)
+            .and_then(|start| Ok((start, key(&h.chain)?)))
             .map_err(|e| {
                 h.metrics.rejected("invalid_request").inc();
                 Status::invalid_argument(e.to_string())
@@ -54,17 +54,28 @@ impl StreamService {
         // The subscription slot first, so a refused stream never counts as a connection.
         let permit = h.limits.subscribe(ip).map_err(limit_status)?;
         let connection = h.limits.connect().map_err(limit_status)?;
-        let sub = h.subscribe(key, permit).await.map_err(close_status)?;
+        let sub = h
+            .subscribe(key, start, permit)
+            .await
+            .map_err(close_status)?;
         Ok(Response::new(Box::pin(updates(sub, connection, render))))
     }
 }
 
 fn limit_status(e: LimitError) -> Status {
-    Status::resource_exhausted(e.to_string())
+    match e {
+        LimitError::ShuttingDown => Status::unavailable(e.to_string()),
+        _ => Status::resource_exhausted(e.to_string()),
+    }
 }
 
+/// The one place a server-side end of a stream becomes a gRPC status.
 fn close_status(r: CloseReason) -> Status {
-    Status::unavailable(r.to_string())
+    match r {
+        CloseReason::Shutdown | CloseReason::Failed(_) => Status::unavailable(r.to_string()),
+        CloseReason::OutOfRange(m) => Status::out_of_range(m),
+        CloseReason::InvalidArgument(m) => Status::invalid_argument(m),
+    }
 }
 
 /// The response stream: each update rendered, then one final status when the server ends

@@ -25,49 +25,65 @@
 //! let descriptors = stream_module::FILE_DESCRIPTOR_SET;
 //! // 3. API port: merge the WebSocket routes into the node's axum router
 //! let ws_routes = module.websocket_router(&config);
-//! // 4. on node shutdown: gRPC streams end with UNAVAILABLE, WebSockets with close code 1001
+//! // 4. telemetry: register the stream_* metrics in the node's registry
+//! let mut registry = prometheus_client::registry::Registry::default();
+//! module.register_metrics(&mut registry);
+//! // 5. on node shutdown: gRPC streams end with UNAVAILABLE, WebSockets with close code 1001
 //! module.shutdown(std::time::Duration::from_secs(10)).await;
 //! # let _ = (listener, service, descriptors, ws_routes); Ok(()) }
 //! ```
 //!
-//! Inside: the commit hook queues whole blocks; the [`dispatcher`] decodes each block, finds
-//! the affected subscriptions through its indexes (by account, by validator), computes each
-//! key's new value once and puts it into every subscriber's [`outbox`] (latest value only, so
-//! a slow client skips heights instead of costing memory). Subscriptions are registered
-//! between blocks with a snapshot at the last dispatched height: first message = value at a
-//! committed height, then one message per later block in which the value changed.
+//! Inside: the commit hook queues whole blocks; the dispatcher (the only writer of the
+//! subscription index) decodes each block once, keeps it in the replay window, finds the
+//! affected subscriptions through its indexes (by account, by validator), computes each key's
+//! new value once and puts it into every subscriber's outbox: the latest value only for a
+//! plain subscription (a slow client skips heights instead of costing memory), a bounded
+//! queue of every change for a resumed one (`since_height`). The dispatcher never waits on a
+//! state read: snapshot and resync reads run in their own tasks and the blocks committed
+//! meanwhile are applied on top; resumes replay the window in their own tasks and hand over
+//! at the dispatched height. First message = value at a committed height (or, resumed, the
+//! first change after `since_height`), then one message per later block in which the value
+//! changed.
+//!
+//! Everything else (dispatcher, outboxes, topics, the window) is private: nothing outside the
+//! module can become a second writer of its state.
 #![warn(missing_docs)]
 
-pub mod chain;
+mod chain;
 pub mod config;
-pub mod dispatcher;
-pub mod grpc;
-pub mod handle;
-pub mod json;
-pub mod key;
-pub mod limits;
-pub mod metrics;
-pub mod outbox;
-pub mod reader;
-pub mod topic;
-pub mod value;
-pub mod ws;
+mod dispatcher;
+mod grpc;
+mod handle;
+mod json;
+mod key;
+mod limits;
+mod metrics;
+mod outbox;
+mod reader;
+mod replay;
+mod topic;
+mod value;
+mod window;
+mod ws;
 
-pub use chain::{Chain, RequestError};
-pub use config::{ConfigError, StreamConfig};
+pub use chain::Chain;
+pub use config::{ConfigError, StreamConfig, WebSocketConfig};
 pub use grpc::StreamService;
-pub use handle::{Handle, Subscription};
-pub use key::{SubscriptionKey, SubscriptionKind};
-pub use limits::{LimitError, Limits, LimitsConfig};
-pub use metrics::Metrics;
+pub use limits::LimitsConfig;
 pub use reader::{DecodingReader, KvReader, ReadError, StateReader};
 pub use stream_abci_listener::{BlockCommit, CommitListener};
 
 use dispatcher::{Dispatcher, Inputs};
+use handle::Handle;
+use limits::Limits;
+use metrics::Metrics;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use stream_proto::juno::stream::v1::query_server::QueryServer;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use window::ReplayWindow;
 
 /// Encoded descriptors of `juno.stream.v1` for the node's server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = stream_proto::STREAM_FILE_DESCRIPTOR_SET;
@@ -109,6 +125,8 @@ pub struct StreamModule {
     hook: Arc<CommitHook>,
     shutdown: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Closes when shutdown has begun and the last connection or stream has ended.
+    all_closed: Mutex<Option<mpsc::Receiver<()>>>,
 }
 
 impl StreamModule {
@@ -122,26 +140,41 @@ impl StreamModule {
         let metrics = Arc::new(Metrics::default());
         let chain = Arc::new(chain);
         let (blocks_tx, blocks) = mpsc::channel(config.block_queue);
-        let (subscribe_tx, subscribe) = mpsc::channel(config.subscribe_queue);
+        let (commands_tx, commands) = mpsc::channel(config.subscribe_queue);
         let (unsubscribe_tx, unsubscribe) = mpsc::unbounded_channel();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (dropped_tx, dropped) = watch::channel(0);
-        let dispatcher = Dispatcher::new(chain.clone(), reader, metrics.clone());
-        let task = tokio::spawn(dispatcher.run(Inputs {
-            blocks,
-            subscribe,
-            unsubscribe,
-            dropped,
-            shutdown: shutdown_rx,
-        }));
+        let window = Arc::new(ReplayWindow::new(
+            config.replay_window,
+            config.replay_memory,
+            metrics.clone(),
+        ));
+        let (limits, all_closed) = Limits::new(limits, metrics.clone());
+        let task = tokio::spawn(Dispatcher::run(
+            chain.clone(),
+            reader.clone(),
+            metrics.clone(),
+            window.clone(),
+            Inputs {
+                blocks,
+                commands,
+                unsubscribe,
+                dropped,
+                shutdown: shutdown_rx,
+            },
+        ));
         StreamModule {
             handle: Handle {
                 chain,
-                limits: Limits::new(limits, metrics.clone()),
+                limits,
                 metrics: metrics.clone(),
                 shutdown: shutdown.subscribe(),
-                subscribe: subscribe_tx,
+                commands: commands_tx,
                 unsubscribe: unsubscribe_tx,
+                window,
+                reader,
+                resume_queue: config.resume_queue,
+                next_id: Arc::new(AtomicU64::new(1)),
             },
             hook: Arc::new(CommitHook {
                 blocks: blocks_tx,
@@ -150,6 +183,7 @@ impl StreamModule {
             }),
             shutdown,
             task: Mutex::new(Some(task)),
+            all_closed: Mutex::new(Some(all_closed)),
         }
     }
 
@@ -163,32 +197,43 @@ impl StreamModule {
         StreamService::server(self.handle.clone())
     }
 
-    /// Access for transports (WebSocket) and tests.
-    pub fn handle(&self) -> &Handle {
-        &self.handle
+    /// The WebSocket routes (`/ws`, `/ws/subscribe/...`) for the node's API server. The
+    /// server needs `into_make_service_with_connect_info::<SocketAddr>()` to know clients.
+    pub fn websocket_router(&self, config: &StreamConfig) -> axum::Router {
+        ws::router(self.handle.clone(), config.websocket.clone())
     }
 
-    /// The module's metrics, to register in the node's telemetry.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.handle.metrics
+    /// Registers the module's `stream_*` metrics in the node's telemetry registry.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.handle.metrics.register(registry);
     }
 
-    /// Ends every subscription (gRPC `UNAVAILABLE`, WebSocket close code 1001), stops the
-    /// dispatcher, and waits (up to `grace`) until every connection has said goodbye.
-    pub async fn shutdown(&self, grace: std::time::Duration) {
+    /// Ends every subscription (gRPC `UNAVAILABLE`, WebSocket close code 1001), refuses new
+    /// ones, stops the dispatcher, and waits (at most `grace`) until every connection and
+    /// stream has said goodbye: completion is signalled by the last connection ending, not
+    /// polled.
+    pub async fn shutdown(&self, grace: Duration) {
         let _ = self.shutdown.send(true);
+        self.handle.limits.close();
         let task = self.task.lock().expect("task lock").take();
         if let Some(task) = task {
             let _ = task.await;
         }
-        let deadline = tokio::time::Instant::now() + grace;
-        while self.handle.limits.open_connections() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let all_closed = self.all_closed.lock().expect("shutdown lock").take();
+        if let Some(mut all_closed) = all_closed {
+            let _ = tokio::time::timeout(grace, all_closed.recv()).await;
         }
     }
 
-    /// The WebSocket routes (`/ws`, `/ws/subscribe/...`) for the node's API server.
-    pub fn websocket_router(&self, config: &StreamConfig) -> axum::Router {
-        ws::router(self.handle.clone(), config.websocket.clone())
+    /// The module's internals, for its own tests.
+    #[cfg(test)]
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// The module's metrics, for its own tests.
+    #[cfg(test)]
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.handle.metrics
     }
 }

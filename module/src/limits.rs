@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use tokio::sync::mpsc;
 
 /// The two limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,9 @@ pub enum LimitError {
         /// The limit.
         limit: u32,
     },
+    /// The node is shutting down: no new connections.
+    #[error("the node is shutting down")]
+    ShuttingDown,
 }
 
 impl LimitError {
@@ -56,6 +60,7 @@ impl LimitError {
         match self {
             LimitError::MaxConnections { .. } => "max_connections",
             LimitError::MaxSubscriptions { .. } => "max_subscriptions",
+            LimitError::ShuttingDown => "unavailable",
         }
     }
 }
@@ -67,41 +72,52 @@ struct Counts {
 }
 
 /// Admission control.
-pub struct Limits {
+pub(crate) struct Limits {
     config: LimitsConfig,
     counts: Mutex<Counts>,
     metrics: Arc<Metrics>,
+    /// Cloned into every connection permit; taken on shutdown, so that the receiver held by
+    /// the module learns, by the channel closing, that the last connection has ended.
+    done: Mutex<Option<mpsc::Sender<()>>>,
 }
 
 /// An open connection (or gRPC stream); released on drop.
-pub struct ConnectionPermit {
+pub(crate) struct ConnectionPermit {
     limits: Arc<Limits>,
     opened: Instant,
+    _done: mpsc::Sender<()>,
 }
 
 /// One subscription slot of a client; released on drop.
-pub struct SubscriptionPermit {
+pub(crate) struct SubscriptionPermit {
     limits: Arc<Limits>,
     client: IpAddr,
 }
 
 impl Limits {
-    /// New limits.
-    pub fn new(config: LimitsConfig, metrics: Arc<Metrics>) -> Arc<Limits> {
-        Arc::new(Limits {
+    /// New limits, and the receiver that closes once [`Limits::close`] was called and every
+    /// connection permit is gone.
+    pub fn new(config: LimitsConfig, metrics: Arc<Metrics>) -> (Arc<Limits>, mpsc::Receiver<()>) {
+        let (done, all_closed) = mpsc::channel(1);
+        let limits = Arc::new(Limits {
             config,
             counts: Mutex::default(),
             metrics,
-        })
+            done: Mutex::new(Some(done)),
+        });
+        (limits, all_closed)
     }
 
-    /// The configured limits.
-    pub fn config(&self) -> LimitsConfig {
-        self.config
+    /// Admits no more connections (the node is shutting down).
+    pub fn close(&self) {
+        self.done.lock().expect("limits lock").take();
     }
 
     /// Admits a connection.
     pub fn connect(self: &Arc<Self>) -> Result<ConnectionPermit, LimitError> {
+        let Some(done) = self.done.lock().expect("limits lock").clone() else {
+            return Err(self.reject(LimitError::ShuttingDown));
+        };
         {
             let mut c = self.counts.lock().expect("limits lock");
             let limit = self.config.max_open_connections;
@@ -115,6 +131,7 @@ impl Limits {
         Ok(ConnectionPermit {
             limits: self.clone(),
             opened: Instant::now(),
+            _done: done,
         })
     }
 
@@ -135,6 +152,7 @@ impl Limits {
     }
 
     /// Open connections now.
+    #[cfg(test)]
     pub fn open_connections(&self) -> u32 {
         self.counts.lock().expect("limits lock").open
     }
@@ -175,7 +193,7 @@ mod tests {
     #[test]
     fn limits_admit_exactly_and_release_on_drop() {
         let m = Arc::new(Metrics::default());
-        let l = Limits::new(
+        let (l, _) = Limits::new(
             LimitsConfig {
                 max_open_connections: 2,
                 max_subscriptions_per_client: 1,
@@ -204,9 +222,26 @@ mod tests {
         assert_eq!(m.connections.get(), 2);
     }
 
+    #[tokio::test]
+    async fn closing_signals_when_the_last_connection_ends() {
+        let (l, mut all_closed) =
+            Limits::new(LimitsConfig::default(), Arc::new(Metrics::default()));
+        let a = l.connect().unwrap();
+        l.close();
+        assert!(matches!(l.connect(), Err(LimitError::ShuttingDown)));
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), all_closed.recv())
+                .await
+                .is_err(),
+            "a connection is still open"
+        );
+        drop(a);
+        assert_eq!(all_closed.recv().await, None);
+    }
+
     #[test]
     fn zero_means_unlimited() {
-        let l = Limits::new(
+        let (l, _) = Limits::new(
             LimitsConfig {
                 max_open_connections: 0,
                 max_subscriptions_per_client: 0,
@@ -224,7 +259,7 @@ mod tests {
 
     #[test]
     fn concurrent_connects_never_over_admit() {
-        let l = Limits::new(
+        let (l, _) = Limits::new(
             LimitsConfig {
                 max_open_connections: 50,
                 max_subscriptions_per_client: 0,

@@ -9,14 +9,20 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Every `reason` of `stream_connection_rejected`.
-pub const REJECTION_REASONS: [&str; 6] = [
+pub const REJECTION_REASONS: [&str; 7] = [
     "max_connections",
     "max_subscriptions",
     "invalid_request",
+    "out_of_window",
     "not_websocket",
     "origin_not_allowed",
     "unavailable",
 ];
+
+/// Every `reason` of `stream_replays_refused`: `since_height` older than the window (or the
+/// replay fell out of it), a resumed client that fell behind its queue, and resumed
+/// subscriptions ended because blocks never reached the module.
+pub const REPLAY_REFUSAL_REASONS: [&str; 3] = ["out_of_window", "fell_behind", "gap"];
 
 /// A single-label label set.
 pub type Label = [(&'static str, &'static str); 1];
@@ -47,6 +53,20 @@ pub struct Metrics {
     pub decode_errors: Counter,
     /// Times subscriptions were resynchronised from state (missed blocks, start-up).
     pub resyncs: Counter,
+    /// Oldest `since_height` the replay window can serve.
+    pub replay_oldest_height: Gauge,
+    /// Blocks held by the replay window.
+    pub replay_window_blocks: Gauge,
+    /// Estimated bytes held by the replay window.
+    pub replay_window_bytes: Gauge,
+    /// Resumes served (`since_height` accepted).
+    pub replays: Counter,
+    /// Resumes refused or ended with "resume from H" / "re-snapshot", by `reason`.
+    pub replays_refused: Family<Label, Counter>,
+    /// Keys (topics) in the dispatcher's index.
+    pub topics: Gauge,
+    /// Subscriptions registered in the dispatcher's index (including those still loading).
+    pub dispatcher_subscriptions: Gauge,
 }
 
 impl Default for Metrics {
@@ -64,6 +84,13 @@ impl Default for Metrics {
             dispatcher_lag_blocks: Gauge::default(),
             decode_errors: Counter::default(),
             resyncs: Counter::default(),
+            replay_oldest_height: Gauge::default(),
+            replay_window_blocks: Gauge::default(),
+            replay_window_bytes: Gauge::default(),
+            replays: Counter::default(),
+            replays_refused: Family::default(),
+            topics: Gauge::default(),
+            dispatcher_subscriptions: Gauge::default(),
         }
     }
 }
@@ -97,6 +124,13 @@ impl Metrics {
             .clone()
     }
 
+    /// Refused-replay counter of a reason (see [`REPLAY_REFUSAL_REASONS`]).
+    pub fn replays_refused(&self, reason: &'static str) -> Counter {
+        self.replays_refused
+            .get_or_create(&[("reason", reason)])
+            .clone()
+    }
+
     /// Registers every metric in `registry` (the node's telemetry registry).
     pub fn register(&self, registry: &mut Registry) {
         // Labelled families start at zero for every kind, so dashboards see them at once.
@@ -107,6 +141,9 @@ impl Metrics {
         }
         for reason in REJECTION_REASONS {
             self.rejected(reason);
+        }
+        for reason in REPLAY_REFUSAL_REASONS {
+            self.replays_refused(reason);
         }
         registry.register(
             "stream_connections",
@@ -167,6 +204,41 @@ impl Metrics {
             "stream_resyncs",
             "Resynchronisations of subscriptions from state",
             self.resyncs.clone(),
+        );
+        registry.register(
+            "stream_replay_oldest_height",
+            "Oldest since_height the replay window can serve",
+            self.replay_oldest_height.clone(),
+        );
+        registry.register(
+            "stream_replay_window_blocks",
+            "Committed blocks held in the replay window",
+            self.replay_window_blocks.clone(),
+        );
+        registry.register(
+            "stream_replay_window_bytes",
+            "Estimated bytes held by the replay window",
+            self.replay_window_bytes.clone(),
+        );
+        registry.register(
+            "stream_replays",
+            "Resumed subscriptions served (since_height accepted)",
+            self.replays.clone(),
+        );
+        registry.register(
+            "stream_replays_refused",
+            "Resumes refused or ended with an explicit resume/re-snapshot error, by reason",
+            self.replays_refused.clone(),
+        );
+        registry.register(
+            "stream_topics",
+            "Keys in the dispatcher's subscription index",
+            self.topics.clone(),
+        );
+        registry.register(
+            "stream_dispatcher_subscriptions",
+            "Subscriptions registered in the dispatcher's index",
+            self.dispatcher_subscriptions.clone(),
         );
     }
 }

@@ -29,6 +29,12 @@ pub trait StateReader: Send + Sync + 'static {
         address: &Address,
     ) -> Result<Vec<(String, Int)>, ReadError>;
 
+    /// The oldest height this reader can still answer for, if it knows (a node keeps a
+    /// limited number of versions). Resumes never start below it.
+    fn earliest_height(&self) -> Option<i64> {
+        None
+    }
+
     /// Every validator's tokens and delegator shares.
     async fn validators(&self, height: i64) -> Result<Vec<(Address, ValidatorTokens)>, ReadError>;
 
@@ -52,6 +58,11 @@ pub trait StateReader: Send + Sync + 'static {
 /// entries with the change-set decoder, so snapshots and updates cannot disagree.
 #[async_trait]
 pub trait KvReader: Send + Sync + 'static {
+    /// The oldest height whose entries can still be scanned, if known.
+    fn earliest_height(&self) -> Option<i64> {
+        None
+    }
+
     /// Entries of `store` (`"bank"`, `"staking"`) whose key starts with `prefix`.
     async fn scan(
         &self,
@@ -93,6 +104,10 @@ impl<R: KvReader> DecodingReader<R> {
 
 #[async_trait]
 impl<R: KvReader> StateReader for DecodingReader<R> {
+    fn earliest_height(&self) -> Option<i64> {
+        self.0.earliest_height()
+    }
+
     async fn balances(
         &self,
         height: i64,

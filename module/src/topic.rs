@@ -7,12 +7,48 @@ use crate::reader::{ReadError, StateReader};
 use crate::value::{Coin, DelegationValue, UnbondingValue, Value};
 use std::collections::{BTreeMap, HashMap};
 use stream_abci_listener::{
-    Address, Dec, Int, UnbondingEntry, ValidatorTokens, tokens_from_shares,
+    Address, Dec, Int, StateChange, UnbondingEntry, ValidatorTokens, tokens_from_shares,
 };
+
+/// Tokens and shares of every validator: what prices delegations.
+pub(crate) type Validators = HashMap<Address, ValidatorTokens>;
+
+/// Applies a validator change to `validators`; returns the validator it was about.
+pub(crate) fn apply_validator<'a>(
+    validators: &mut Validators,
+    change: &'a StateChange,
+) -> Option<&'a Address> {
+    let StateChange::Validator { operator, value } = change else {
+        return None;
+    };
+    match value {
+        Some(v) => validators.insert(operator.clone(), v.clone()),
+        None => validators.remove(operator),
+    };
+    Some(operator)
+}
+
+/// The account a change is about (holder or delegator); `None` for validator changes.
+pub(crate) fn account_of(change: &StateChange) -> Option<&Address> {
+    match change {
+        StateChange::Balance { address, .. } => Some(address),
+        StateChange::Delegation { delegator, .. }
+        | StateChange::UnbondingDelegation { delegator, .. } => Some(delegator),
+        StateChange::Validator { .. } => None,
+    }
+}
+
+/// Whether a key's value depends on validators (delegation balances).
+pub(crate) fn needs_validators(key: &SubscriptionKey) -> bool {
+    matches!(
+        key,
+        SubscriptionKey::Delegation { .. } | SubscriptionKey::Delegations { .. }
+    )
+}
 
 /// The typed state a topic tracks.
 #[derive(Debug, Clone, PartialEq)]
-pub enum TopicState {
+pub(crate) enum TopicState {
     /// Amount (zero when absent).
     Balance(Int),
     /// Denom -> amount (non-zero only).
@@ -103,12 +139,7 @@ impl TopicState {
     }
 
     /// The value subscribers see.
-    pub fn value(
-        &self,
-        key: &SubscriptionKey,
-        chain: &Chain,
-        validators: &HashMap<Address, ValidatorTokens>,
-    ) -> Value {
+    pub fn value(&self, key: &SubscriptionKey, chain: &Chain, validators: &Validators) -> Value {
         let delegation = |delegator: &Address, validator: &Address, shares: &Dec| {
             let balance = validators
                 .get(validator)
@@ -170,6 +201,29 @@ impl TopicState {
                 m.iter().map(|(v, e)| unbonding(delegator, v, e)).collect(),
             ),
             _ => unreachable!("a topic's state always matches its key's kind"),
+        }
+    }
+
+    /// Applies one decoded change if it is about this topic's key; returns whether it was.
+    /// Validator changes are not topic state (see [`apply_validator`]).
+    pub fn apply(&mut self, key: &SubscriptionKey, change: &StateChange) -> bool {
+        match change {
+            StateChange::Balance {
+                address,
+                denom,
+                amount,
+            } if address == key.account() => self.apply_balance(key, denom, amount),
+            StateChange::Delegation {
+                delegator,
+                validator,
+                shares,
+            } if delegator == key.account() => self.apply_delegation(key, validator, shares),
+            StateChange::UnbondingDelegation {
+                delegator,
+                validator,
+                entries,
+            } if delegator == key.account() => self.apply_unbonding(key, validator, entries),
+            _ => false,
         }
     }
 

@@ -143,6 +143,12 @@ impl Node {
         self.shared.height.subscribe()
     }
 
+    /// The oldest height whose state is still kept (`None` before the first block).
+    pub fn oldest_kept(&self) -> Option<i64> {
+        let h = self.shared.history.read().expect("history lock");
+        h.versions.front().map(|v| v.block.height)
+    }
+
     /// The state at `height`, or the latest when `None`.
     pub fn version(&self, height: Option<i64>) -> Result<Arc<Committed>, VersionError> {
         let h = self.shared.history.read().expect("history lock");

@@ -21,6 +21,10 @@ mod enabled {
 
     #[async_trait]
     impl KvReader for NodeReader {
+        fn earliest_height(&self) -> Option<i64> {
+            self.0.oldest_kept()
+        }
+
         async fn scan(
             &self,
             height: i64,
@@ -102,7 +106,7 @@ mod enabled {
 
         /// Registers the module's metrics in the node's telemetry.
         pub fn register_metrics(&self, registry: &mut Registry) {
-            self.module.metrics().register(registry);
+            self.module.register_metrics(registry);
         }
 
         /// Ends every stream (gRPC UNAVAILABLE, WebSocket 1001) and waits for the goodbyes, at

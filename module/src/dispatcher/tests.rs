@@ -2,8 +2,10 @@
 //! block, absent values, validator-driven delegation balances, gaps, shutdown, and a commit
 //! hook that never waits.
 
+use crate::handle::{self, Subscription};
+use crate::key::{SubscriptionKey, SubscriptionKind};
 use crate::outbox::{CloseReason, Next};
-use crate::value::Value;
+use crate::value::{self, Value};
 use crate::*;
 use async_trait::async_trait;
 use cosmos_sdk_proto::cosmos::staking::v1beta1::{
@@ -53,8 +55,8 @@ impl MemoryChain {
 }
 
 /// Raw reads of the in-memory chain; the module's `DecodingReader` does the rest, as it
-/// does for the node.
-struct Reader(Arc<MemoryChain>);
+/// does for the node. Each read takes `delay` (a plugin's reads are gRPC queries).
+struct Reader(Arc<MemoryChain>, Duration);
 
 #[async_trait]
 impl KvReader for Reader {
@@ -64,6 +66,9 @@ impl KvReader for Reader {
         store: &'static str,
         prefix: Vec<u8>,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ReadError> {
+        if !self.1.is_zero() {
+            tokio::time::sleep(self.1).await;
+        }
         let states = self.0.states.lock().unwrap();
         let state = states.get(height as usize).ok_or(ReadError {
             height,
@@ -198,22 +203,32 @@ fn module(mem: &Arc<MemoryChain>, block_queue: usize) -> StreamModule {
         block_queue,
         ..StreamConfig::default()
     };
+    module_with(mem, &config, Duration::ZERO)
+}
+
+fn module_with(
+    mem: &Arc<MemoryChain>,
+    config: &StreamConfig,
+    read_delay: Duration,
+) -> StreamModule {
     let limits = LimitsConfig {
         max_open_connections: 0,
         max_subscriptions_per_client: 0,
     };
     StreamModule::start(
-        &config,
+        config,
         limits,
         chain(),
-        Arc::new(DecodingReader(Reader(mem.clone()))),
+        Arc::new(DecodingReader(Reader(mem.clone(), read_delay))),
     )
 }
 
 async fn subscribe(m: &StreamModule, key: SubscriptionKey) -> Subscription {
     let h = m.handle();
     let permit = h.limits.subscribe(IpAddr::from([127, 0, 0, 1])).unwrap();
-    h.subscribe(key, permit).await.unwrap()
+    h.subscribe(key, handle::Start::Snapshot, permit)
+        .await
+        .unwrap()
 }
 
 /// The next update, or panics after a while.
@@ -428,9 +443,13 @@ async fn subscribing_before_the_first_block_waits_for_it() {
         let a = alice.clone();
         tokio::spawn(async move {
             let permit = h.limits.subscribe(IpAddr::from([127, 0, 0, 1])).unwrap();
-            h.subscribe(SubscriptionKey::Balances { address: a }, permit)
-                .await
-                .unwrap()
+            h.subscribe(
+                SubscriptionKey::Balances { address: a },
+                handle::Start::Snapshot,
+                permit,
+            )
+            .await
+            .unwrap()
         })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -506,7 +525,11 @@ async fn shutdown_closes_every_subscription() {
         .unwrap();
     assert!(
         m.handle()
-            .subscribe(SubscriptionKey::Balances { address: addr(1) }, permit)
+            .subscribe(
+                SubscriptionKey::Balances { address: addr(1) },
+                handle::Start::Snapshot,
+                permit
+            )
             .await
             .is_err()
     );
@@ -535,3 +558,5 @@ async fn dropped_subscriptions_leave_the_index() {
     assert_eq!(next(&s).await.0, 2);
     m.shutdown(Duration::from_secs(1)).await;
 }
+
+mod resume;

@@ -86,7 +86,8 @@ impl Conn {
     async fn close_for(&mut self, r: CloseReason) {
         let code = match r {
             CloseReason::Shutdown => close_code::AWAY,
-            CloseReason::Failed(_) => close_code::ERROR,
+            CloseReason::Failed(_) | CloseReason::InvalidArgument(_) => close_code::ERROR,
+            CloseReason::OutOfRange(_) => GONE,
         };
         self.close(code, &truncate(&r.to_string())).await
     }
@@ -122,6 +123,11 @@ impl Conn {
         }
     }
 }
+
+/// Close code of a resumed subscription that cannot continue from where it is (fell behind
+/// its queue, or blocks were skipped): a private-use code (4000-4999) mirroring HTTP 410; the
+/// reason says which height to resume from, or to re-snapshot.
+pub(crate) const GONE: u16 = 4410;
 
 /// Close reason for a silent client.
 const IDLE: &str = "idle timeout: nothing received, not even a pong";
@@ -200,8 +206,8 @@ pub(super) async fn multiplexed(
                 Inbound::Text(t) => {
                     let reply = match control::parse_with(&handle, t.as_str()) {
                         Err(reply) => reply,
-                        Ok(control::Request::Subscribe { id, key }) => {
-                            match control::subscribe(&handle, client, id, key).await {
+                        Ok(control::Request::Subscribe { id, key, start }) => {
+                            match control::subscribe(&handle, client, id, key, start).await {
                                 Err(reply) => reply,
                                 Ok((id, sub)) => {
                                     let sid = format!("s{next_id}");

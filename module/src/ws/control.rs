@@ -5,8 +5,8 @@
 //! Error codes follow HTTP: 400 bad request, 404 unknown subscription, 429 subscription
 //! limit, 503 unavailable.
 
-use super::request::{check_since_height, parse_stream};
-use crate::handle::{Handle, Subscription};
+use super::request::{parse_stream, start_from};
+use crate::handle::{Handle, Start, Subscription};
 use crate::key::SubscriptionKey;
 use crate::outbox::CloseReason;
 use serde::Deserialize;
@@ -24,6 +24,8 @@ pub enum Request {
         id: Json,
         /// What.
         key: SubscriptionKey,
+        /// From a snapshot, or resumed after a height.
+        start: Start,
     },
     /// End a subscription.
     Unsubscribe {
@@ -66,13 +68,17 @@ pub fn parse_with(handle: &Handle, text: &str) -> Result<Request, Reply> {
                 Json::String(s) => s.clone(),
                 other => other.to_string(),
             });
-            let key = check_since_height(since.as_deref())
-                .and_then(|()| parse_stream(&handle.chain, stream, param))
+            let (start, key) = start_from(since.as_deref())
+                .and_then(|start| Ok((start, parse_stream(&handle.chain, stream, param)?)))
                 .map_err(|e| {
                     handle.metrics.rejected("invalid_request").inc();
                     error(&raw.id, 400, e.to_string())
                 })?;
-            Ok(Request::Subscribe { id: raw.id, key })
+            Ok(Request::Subscribe {
+                id: raw.id,
+                key,
+                start,
+            })
         }
         Some("unsubscribe") => {
             let subscription = param("subscription")
@@ -108,14 +114,24 @@ pub async fn subscribe(
     client: IpAddr,
     id: Json,
     key: SubscriptionKey,
+    start: Start,
 ) -> Result<(Json, Subscription), Reply> {
     let permit = handle
         .limits
         .subscribe(client)
         .map_err(|e| error(&id, 429, e.to_string()))?;
-    match handle.subscribe(key, permit).await {
+    match handle.subscribe(key, start, permit).await {
         Ok(sub) => Ok((id, sub)),
-        Err(r) => Err(error(&id, 503, r.to_string())),
+        Err(r) => Err(error(&id, code(&r), r.to_string())),
+    }
+}
+
+/// The one place a server-side end becomes a `/ws` error code.
+fn code(r: &CloseReason) -> u16 {
+    match r {
+        CloseReason::Shutdown | CloseReason::Failed(_) => 503,
+        CloseReason::OutOfRange(_) => 410,
+        CloseReason::InvalidArgument(_) => 400,
     }
 }
 
@@ -155,5 +171,5 @@ pub fn update(sid: &str, data: &str) -> String {
 
 /// The server ended a subscription.
 pub fn ended(sid: &str, r: &CloseReason) -> String {
-    json!({"subscription": sid, "error": {"code": 503, "message": r.to_string()}}).to_string()
+    json!({"subscription": sid, "error": {"code": code(r), "message": r.to_string()}}).to_string()
 }

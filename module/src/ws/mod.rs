@@ -13,6 +13,7 @@ use crate::config::WebSocketConfig;
 use crate::handle::Handle;
 use crate::key::SubscriptionKey;
 use crate::limits::LimitError;
+use crate::outbox::CloseReason;
 use axum::Router;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -23,7 +24,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use request::{STREAMS, parse_stream};
+pub(crate) use request::{STREAMS, parse_stream};
 
 /// Shared by every WebSocket handler.
 #[derive(Clone)]
@@ -34,7 +35,7 @@ struct WsState {
 
 /// A refusal before the upgrade: status + `{"error": message}`.
 #[derive(Debug)]
-pub struct HttpError {
+pub(crate) struct HttpError {
     status: StatusCode,
     message: String,
 }
@@ -73,10 +74,29 @@ impl WsState {
         self.reject(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
     }
 
+    /// The one place a subscription the module could not open becomes an HTTP refusal
+    /// (the handle already counted replay refusals).
+    fn refused(&self, r: CloseReason) -> HttpError {
+        match r {
+            CloseReason::Shutdown | CloseReason::Failed(_) => self.reject(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                r.to_string(),
+            ),
+            CloseReason::OutOfRange(m) => self.reject(StatusCode::GONE, "out_of_window", m),
+            CloseReason::InvalidArgument(m) => HttpError {
+                status: StatusCode::BAD_REQUEST,
+                message: m,
+            },
+        }
+    }
+
     /// Limits already counted the rejection.
     fn limit(&self, e: LimitError) -> HttpError {
         let status = match e {
-            LimitError::MaxConnections { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            LimitError::MaxConnections { .. } | LimitError::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             LimitError::MaxSubscriptions { .. } => StatusCode::TOO_MANY_REQUESTS,
         };
         HttpError {
@@ -115,7 +135,7 @@ impl WsState {
 
 /// The WebSocket routes, to merge into the node's API router. The router needs
 /// `into_make_service_with_connect_info::<SocketAddr>()` to know client addresses.
-pub fn router(handle: Handle, config: WebSocketConfig) -> Router {
+pub(crate) fn router(handle: Handle, config: WebSocketConfig) -> Router {
     let state = WsState {
         handle,
         config: Arc::new(config),
@@ -187,7 +207,7 @@ async fn single(
     query: HashMap<String, String>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, HttpError> {
-    request::check_since_height(query.get("since_height").map(String::as_str))
+    let start = request::start_from(query.get("since_height").map(String::as_str))
         .map_err(|e| ws.bad_request(e))?;
     let key: SubscriptionKey = parse_stream(&ws.handle.chain, stream, |k| {
         params.get(k).map(String::as_str)
@@ -202,13 +222,11 @@ async fn single(
         .subscribe(client)
         .map_err(|e| ws.limit(e))?;
     let connection = ws.handle.limits.connect().map_err(|e| ws.limit(e))?;
-    let sub = ws.handle.subscribe(key, permit).await.map_err(|r| {
-        ws.reject(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            r.to_string(),
-        )
-    })?;
+    let sub = ws
+        .handle
+        .subscribe(key, start, permit)
+        .await
+        .map_err(|r| ws.refused(r))?;
     let config = ws.config.clone();
     let shutdown = ws.handle.shutdown.clone();
     Ok(upgrade

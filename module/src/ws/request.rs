@@ -2,6 +2,7 @@
 
 use crate::chain::{Chain, RequestError};
 use crate::config::WebSocketConfig;
+use crate::handle::Start;
 use crate::key::SubscriptionKey;
 use axum::http::HeaderMap;
 use std::net::{IpAddr, SocketAddr};
@@ -50,11 +51,11 @@ pub fn parse_stream<'a>(
     })
 }
 
-/// Checks a textual `since_height` (absent or empty = none) with the gRPC rule.
-pub fn check_since_height(v: Option<&str>) -> Result<(), RequestError> {
+/// A textual `since_height` (absent or empty = none) with the gRPC rule.
+pub(crate) fn start_from(v: Option<&str>) -> Result<Start, RequestError> {
     match v.map(str::trim) {
-        None | Some("") => Ok(()),
-        Some(s) => crate::chain::check_since_height(
+        None | Some("") => Ok(Start::Snapshot),
+        Some(s) => crate::chain::start_from(
             s.parse()
                 .map_err(|_| RequestError::SinceHeight(s.to_string()))?,
         ),
