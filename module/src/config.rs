@@ -126,6 +126,11 @@ struct Raw {
     trusted_proxies: Option<Vec<String>>,
 }
 
+/// The range of every timing setting: long enough for a timer to be meaningful, short enough
+/// that deadlines computed from it cannot overflow (and a day is already far beyond use).
+const DURATION_RANGE: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_secs(24 * 60 * 60));
+
 fn duration(key: &str, v: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
     let Some(v) = v else { return Ok(default) };
     let d = humantime::parse_duration(&v).map_err(|e| {
@@ -133,8 +138,13 @@ fn duration(key: &str, v: Option<String>, default: Duration) -> Result<Duration,
             "{key} = {v:?}: {e}; write a duration such as \"30s\""
         ))
     })?;
-    if d.is_zero() {
-        return Err(ConfigError(format!("{key} must be positive")));
+    let (min, max) = DURATION_RANGE;
+    if d < min || d > max {
+        return Err(ConfigError(format!(
+            "{key} = {v:?} is out of range: write a duration from {} to {}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        )));
     }
     Ok(d)
 }
@@ -151,12 +161,36 @@ fn name_the_key(table: &toml::Table, e: toml::de::Error) -> String {
     e.message().trim().to_string()
 }
 
-fn positive(key: &str, v: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+/// Largest queue bound (`block_queue`, `subscribe_queue`, `resume_queue`): a queue holds
+/// pointers, so a bigger bound only lets more memory pile up behind a stalled consumer; the
+/// channel implementation itself refuses bounds near `usize::MAX >> 3`.
+pub const MAX_QUEUE: usize = 1 << 20;
+/// Largest `replay_window`, blocks.
+pub const MAX_REPLAY_WINDOW: usize = 10_000_000;
+/// Largest `replay_memory`, bytes (64 GiB).
+pub const MAX_REPLAY_MEMORY: usize = 64 << 30;
+/// Range of `max_message_size`, bytes: a `/ws` subscribe needs a few hundred bytes; anything
+/// near the upper end only lets clients make the node buffer more.
+pub const MESSAGE_SIZE_RANGE: (usize, usize) = (1024, 16 << 20);
+
+/// An integer setting within `min..=max` (`default` when absent).
+fn within(
+    key: &str,
+    v: Option<usize>,
+    default: usize,
+    (min, max): (usize, usize),
+) -> Result<usize, ConfigError> {
     match v {
-        Some(0) => Err(ConfigError(format!("{key} must be at least 1"))),
-        Some(n) => Ok(n),
         None => Ok(default),
+        Some(n) if (min..=max).contains(&n) => Ok(n),
+        Some(n) => Err(ConfigError(format!(
+            "{key} = {n} is out of range: write a value from {min} to {max}"
+        ))),
     }
+}
+
+fn positive(key: &str, v: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+    within(key, v, default, (1, MAX_QUEUE))
 }
 
 impl StreamConfig {
@@ -170,10 +204,11 @@ impl StreamConfig {
             ping_interval: duration("ping_interval", raw.ping_interval, d.ping_interval)?,
             idle_timeout: duration("idle_timeout", raw.idle_timeout, d.idle_timeout)?,
             write_timeout: duration("write_timeout", raw.write_timeout, d.write_timeout)?,
-            max_message_size: positive(
+            max_message_size: within(
                 "max_message_size",
                 raw.max_message_size,
                 d.max_message_size,
+                MESSAGE_SIZE_RANGE,
             )?,
             allowed_origins: raw.allowed_origins.unwrap_or(d.allowed_origins),
             trusted_proxies: raw
@@ -206,8 +241,18 @@ impl StreamConfig {
                 raw.subscribe_queue,
                 DEFAULT_SUBSCRIBE_QUEUE,
             )?,
-            replay_window: raw.replay_window.unwrap_or(DEFAULT_REPLAY_WINDOW),
-            replay_memory: raw.replay_memory.unwrap_or(DEFAULT_REPLAY_MEMORY),
+            replay_window: within(
+                "replay_window",
+                raw.replay_window,
+                DEFAULT_REPLAY_WINDOW,
+                (0, MAX_REPLAY_WINDOW),
+            )?,
+            replay_memory: within(
+                "replay_memory",
+                raw.replay_memory,
+                DEFAULT_REPLAY_MEMORY,
+                (0, MAX_REPLAY_MEMORY),
+            )?,
             resume_queue: positive("resume_queue", raw.resume_queue, DEFAULT_RESUME_QUEUE)?,
             websocket,
         })
@@ -279,6 +324,35 @@ mod tests {
                 .to_string()
                 .contains("nope")
         );
+    }
+
+    #[test]
+    fn values_that_would_overflow_are_refused_naming_the_key() {
+        for (line, key) in [
+            ("block_queue = 2305843009213693952", "block_queue"), // 2^61
+            ("subscribe_queue = 1048577", "subscribe_queue"),
+            ("resume_queue = 9223372036854775807", "resume_queue"),
+            ("replay_window = 10000001", "replay_window"),
+            ("replay_memory = 68719476737", "replay_memory"),
+            ("max_message_size = 1023", "max_message_size"),
+            ("max_message_size = 16777217", "max_message_size"),
+            ("ping_interval = \"400000000000y\"", "ping_interval"),
+            ("idle_timeout = \"25h\"", "idle_timeout"),
+            ("write_timeout = \"0s\"", "write_timeout"),
+            ("write_timeout = \"1ms\"", "write_timeout"),
+            ("block_queue = -1", "block_queue"),
+            ("block_queue = \"big\"", "block_queue"),
+            ("enable = 1", "enable"),
+        ] {
+            let e = parse(line).unwrap_err().to_string();
+            assert!(
+                e.contains(key) && e.starts_with("[stream] in app.toml"),
+                "{line}: {e}"
+            );
+        }
+        let c = parse("block_queue = 1048576\nmax_message_size = 1024\nping_interval = \"10ms\"\nidle_timeout = \"24h\"").unwrap();
+        assert_eq!(c.block_queue, MAX_QUEUE);
+        assert_eq!(c.websocket.idle_timeout, Duration::from_secs(86_400));
     }
 
     #[test]
