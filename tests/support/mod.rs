@@ -261,6 +261,24 @@ impl TestNode {
         }
     }
 
+    /// The node's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The node's resident memory (`VmRSS` of /proc/<pid>/status), bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_else(|e| self.fail(&format!("read /proc/<pid>/status: {e}")));
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| self.fail("no VmRSS in /proc/<pid>/status"));
+        kib * 1024
+    }
+
     /// Sends SIGTERM to the node process (by its process id), as an operator stopping it.
     pub fn terminate(&self) {
         let pid = self.child.id().to_string();

@@ -325,6 +325,27 @@ impl RawClient {
             .await
     }
 
+    /// Writes `bytes` as they are (hand-made frames, possibly malformed).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.tcp.write_all(bytes).await
+    }
+
+    /// Reads for `period` (or until the server closes) and returns the whole frames that
+    /// arrived; a partial frame waits for the next call.
+    pub async fn read_for(&mut self, period: std::time::Duration) -> Vec<RawFrame> {
+        let deadline = tokio::time::Instant::now() + period;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match tokio::time::timeout_at(deadline, self.tcp.read(&mut buf)).await {
+                Err(_) | Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => self.pending.extend_from_slice(&buf[..n]),
+            }
+        }
+        let (frames, used) = split_frames(&self.pending);
+        self.pending.drain(..used);
+        frames
+    }
+
     /// Sends a ping frame: the client is alive, it only does not read.
     pub async fn send_ping(&mut self) -> std::io::Result<()> {
         self.tcp.write_all(&masked_frame(0x9, b"")).await
@@ -368,7 +389,13 @@ fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Splits unmasked server frames.
-fn parse_frames(mut bytes: &[u8]) -> Vec<RawFrame> {
+fn parse_frames(bytes: &[u8]) -> Vec<RawFrame> {
+    split_frames(bytes).0
+}
+
+/// Splits unmasked server frames; also returns how many bytes the whole frames took.
+fn split_frames(all: &[u8]) -> (Vec<RawFrame>, usize) {
+    let mut bytes = all;
     let mut frames = Vec::new();
     while bytes.len() >= 2 {
         let opcode = bytes[0] & 0x0f;
@@ -391,5 +418,5 @@ fn parse_frames(mut bytes: &[u8]) -> Vec<RawFrame> {
         });
         bytes = &bytes[header + len..];
     }
-    frames
+    (frames, all.len() - bytes.len())
 }

@@ -35,6 +35,8 @@ enum Inbound {
     Binary,
     /// Any frame counts as life; nothing else to do.
     Alive,
+    /// The client broke the protocol: close with this code and reason.
+    Violation(u16, &'static str),
     /// The client closed or the socket failed.
     Gone,
 }
@@ -118,9 +120,32 @@ impl Conn {
                     }
                 }
             }
-            // Includes messages over max_message_size.
-            Some(Err(_)) | None => Inbound::Gone,
+            Some(Err(e)) => violation(e),
+            None => Inbound::Gone,
         }
+    }
+}
+
+/// What a read error means: the client broke a rule (answered with the matching close code,
+/// RFC 6455 section 7.4.1) or the connection is gone.
+fn violation(e: axum::Error) -> Inbound {
+    let Ok(e) = e.into_inner().downcast::<tungstenite::Error>() else {
+        return Inbound::Gone;
+    };
+    match *e {
+        // Checked on the frame header and while assembling fragments, before the payload is
+        // buffered beyond max_message_size.
+        tungstenite::Error::Capacity(_) => Inbound::Violation(
+            close_code::SIZE,
+            "message too big: larger than max_message_size",
+        ),
+        tungstenite::Error::Utf8(_) => {
+            Inbound::Violation(close_code::INVALID, "text message is not valid UTF-8")
+        }
+        tungstenite::Error::Protocol(_) => {
+            Inbound::Violation(close_code::PROTOCOL, "WebSocket protocol error")
+        }
+        _ => Inbound::Gone,
     }
 }
 
@@ -161,6 +186,7 @@ pub(super) async fn single(
                 Inbound::Gone => return,
                 Inbound::PingDue => if c.send(Message::Ping(Default::default())).await.is_err() { return },
                 Inbound::Idle => return c.close(close_code::POLICY, IDLE).await,
+                Inbound::Violation(code, reason) => return c.close(code, reason).await,
                 // A path route takes no messages; anything a client sends only shows it is alive.
                 Inbound::Text(_) | Inbound::Binary | Inbound::Alive => {}
             },
@@ -187,7 +213,10 @@ pub(super) async fn multiplexed(
                 c.close_for(CloseReason::Shutdown).await;
                 false
             }
+            // A frame a forwarder queued before its subscription was unsubscribed is dropped:
+            // nothing follows an `unsubscribed` reply.
             Some((sid, next)) = updates.recv() => match next {
+                _ if !subs.contains_key(&sid) => true,
                 Next::Update(u) => c.text(control::update(&sid, u.json())).await.is_ok(),
                 Next::Closed(r) => {
                     subs.remove(&sid);
@@ -200,6 +229,10 @@ pub(super) async fn multiplexed(
                 Inbound::PingDue => c.send(Message::Ping(Default::default())).await.is_ok(),
                 Inbound::Idle => {
                     c.close(close_code::POLICY, IDLE).await;
+                    false
+                }
+                Inbound::Violation(code, reason) => {
+                    c.close(code, reason).await;
                     false
                 }
                 Inbound::Binary => c.text(control::binary_refused()).await.is_ok(),

@@ -129,7 +129,10 @@ impl WsState {
                 ),
             ));
         }
-        Ok(upgrade.max_message_size(self.config.max_message_size))
+        // The frame bound makes the library refuse an oversize frame from its header, before
+        // reading the payload (close 1009), instead of buffering up to its 16 MiB default.
+        let max = self.config.max_message_size;
+        Ok(upgrade.max_message_size(max).max_frame_size(max))
     }
 }
 
