@@ -9,6 +9,7 @@ mod enabled {
     use async_trait::async_trait;
     use prometheus_client::registry::Registry;
     use std::sync::Arc;
+    use std::time::Duration;
     use stream_module::{
         Chain, DecodingReader, KvReader, LimitsConfig, ReadError, StreamConfig, StreamModule,
     };
@@ -110,10 +111,10 @@ mod enabled {
         }
 
         /// Ends every stream (gRPC UNAVAILABLE, WebSocket 1001) and waits for the goodbyes, at
-        /// most one write timeout.
-        pub async fn shutdown(&self) {
+        /// most `grace` (or one write timeout, if shorter).
+        pub async fn shutdown(&self, grace: Duration) {
             self.module
-                .shutdown(self.config.websocket.write_timeout)
+                .shutdown(grace.min(self.config.websocket.write_timeout))
                 .await;
         }
     }
@@ -156,7 +157,7 @@ mod disabled {
             match self.0 {}
         }
         /// Unreachable.
-        pub async fn shutdown(&self) {
+        pub async fn shutdown(&self, _: std::time::Duration) {
             match self.0 {}
         }
     }

@@ -71,7 +71,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let node = Node::new(app);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = move || {
@@ -154,20 +154,40 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
         };
         tracing::info!("shutting down");
         // Streams first: each ends with UNAVAILABLE or close code 1001, which lets the
-        // servers drain.
+        // servers drain. Every step is bounded: a client that does not read (its goodbye
+        // cannot be written) or never finishes its request does not hold the node up.
         if let Some(s) = &stream {
-            s.shutdown().await;
+            s.shutdown(STREAMS_GRACE).await;
         }
         let _ = stop_tx.send(true);
-        while let Some(r) = tasks.join_next().await {
-            if let Ok(Err(e)) = r {
-                tracing::warn!(error = %e, "task ended with an error during shutdown");
+        let drained = tokio::time::timeout(SERVERS_GRACE, async {
+            while let Some(r) = tasks.join_next().await {
+                if let Ok(Err(e)) = r {
+                    tracing::warn!(error = %e, "task ended with an error during shutdown");
+                }
             }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                grace = ?SERVERS_GRACE,
+                "connections still open after the grace period (unfinished requests or clients \
+                 that do not read); closing them"
+            );
+            tasks.shutdown().await;
         }
         outcome
-    })?;
+    });
+    // Connection tasks the servers spawned are dropped here, without waiting for them.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// How long the streams get, on shutdown, to deliver their final status / close frame.
+const STREAMS_GRACE: Duration = Duration::from_millis(1500);
+/// How long the servers then get to finish requests in flight before connections are cut.
+const SERVERS_GRACE: Duration = Duration::from_millis(1500);
 
 async fn shutdown_signal() -> std::io::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
