@@ -88,29 +88,24 @@ async fn over_the_limits_websocket_gets_503_and_429_grpc_resource_exhausted_all_
         "{status:?}"
     );
     assert_eq!(metrics::scrape(api).await.get(MAX_SUBSCRIPTIONS), 2.0);
-    // `/ws` is a connection without a subscription: admitted; its subscribe gets a 429 reply
-    // and the connection stays open.
-    let mut ws = WsClient::connect(api, "/ws", loopback(1)).await;
+    // An empty `/ws` connection counts toward its client's share too: refused before the
+    // upgrade (one IP cannot hold every connection slot with connections that subscribe
+    // to nothing).
+    let r = WsClient::refused(api, "/ws", loopback(1)).await;
+    assert_refused(&r, 429, "max_subscriptions_per_client");
+    assert_eq!(metrics::scrape(api).await.get(MAX_SUBSCRIPTIONS), 3.0);
+    // From another client IP it is admitted (the third connection), and its first
+    // subscription takes over the connection's seat.
+    let mut ws = WsClient::connect(api, "/ws", loopback(4)).await;
     let stream = WsStream::Balances {
         address: address("bob"),
     };
     let reply = ws.request(&stream.subscribe(1)).await;
     assert_eq!(
-        (&reply["id"], &reply["error"]["code"]),
-        (&json!(1), &json!(429)),
+        reply,
+        json!({"id": 1, "result": {"subscription": "s1"}}),
         "{reply}"
     );
-    assert!(
-        reply["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("max_subscriptions_per_client")),
-        "{reply}"
-    );
-    let reply = ws
-        .request(&json!({"id": 2, "method": "unsubscribe", "params": {"subscription": "s9"}}))
-        .await;
-    assert_eq!(reply["error"]["code"], json!(404), "still open: {reply}");
-    assert_eq!(metrics::scrape(api).await.get(MAX_SUBSCRIPTIONS), 3.0);
 
     // Another client IP takes the fourth and last connection.
     let mut b1 = subscribed(api, &balance_path("bob"), 2).await;
@@ -140,8 +135,11 @@ async fn over_the_limits_websocket_gets_503_and_429_grpc_resource_exhausted_all_
     let _c1 = WsClient::try_connect(api, &balance_path("carol"), loopback(3), &[])
         .await
         .unwrap_or_else(|r| panic!("a closed connection must free its slot at once: {r:?}"));
-    // ...and its subscription slot: after a1 leaves, 127.0.0.1 may subscribe again on `/ws`.
+    // ...and its subscription slot: after a1 leaves, 127.0.0.1 may open `/ws` and subscribe.
     a1.close(CloseCode::Normal).await;
+    drop(ws);
+    metrics::wait_for_value(api, "stream_connections", 2.0).await;
+    let mut ws = WsClient::connect(api, "/ws", loopback(1)).await;
     let reply = ws.request(&stream.subscribe(3)).await;
     assert_eq!(
         reply,
@@ -265,4 +263,66 @@ async fn x_forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
         .expect("127.0.0.6 already holds its one subscription, whatever it claims");
     assert_refused(&r, 429, "127.0.0.6");
     assert_eq!(metrics::scrape(api).await.get(MAX_SUBSCRIPTIONS), 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_ws_connections_count_toward_their_clients_share() {
+    // [5/11] D5: with max_open_connections = 100, one IP opening 100 empty `/ws`
+    // connections used to take every slot, and every other client got 503.
+    const PER_CLIENT: usize = 5;
+    let node = TestNode::start(
+        TestNodeOptions::slow_unbonding()
+            .rpc("max_open_connections", 100)
+            .rpc("max_subscriptions_per_client", PER_CLIENT as i64),
+    )
+    .await;
+    let api = node.api_addr();
+    let mut admitted = Vec::new();
+    let mut refused = 0;
+    for _ in 0..100 {
+        match WsClient::try_connect(api, "/ws", loopback(1), &[]).await {
+            Ok(c) => admitted.push(c),
+            Err(r) => {
+                assert_refused(&r, 429, "max_subscriptions_per_client");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(
+        (admitted.len(), refused),
+        (PER_CLIENT, 100 - PER_CLIENT),
+        "one client holds at most its share of empty connections"
+    );
+    // Everyone else is served.
+    let _other = subscribed(api, &balance_path("bob"), 2).await;
+
+    // A seat becomes the connection's first subscription; a second one needs a free slot.
+    let stream = WsStream::Balances {
+        address: address("alice"),
+    };
+    let first = &mut admitted[0];
+    let reply = first.request(&stream.subscribe(1)).await;
+    assert_eq!(reply["result"]["subscription"], json!("s1"), "{reply}");
+    first.next_json().await; // its snapshot
+    let reply = first.request(&stream.subscribe(2)).await;
+    assert_eq!(reply["error"]["code"], json!(429), "{reply}");
+    // Dropping one empty connection frees a slot for it.
+    admitted.pop();
+    metrics::wait_for_value(api, "stream_connections", PER_CLIENT as f64).await;
+    let reply = admitted[0].request(&stream.subscribe(3)).await;
+    assert_eq!(reply["result"]["subscription"], json!("s2"), "{reply}");
+    admitted[0].next_json().await; // its snapshot
+    // Unsubscribing both leaves the connection holding one seat again: the freed slot is
+    // usable by a new connection, the second is not.
+    for (id, sid) in [(4, "s1"), (5, "s2")] {
+        let reply = admitted[0]
+            .request(&json!({"id": id, "method": "unsubscribe", "params": {"subscription": sid}}))
+            .await;
+        assert_eq!(reply["result"]["unsubscribed"], json!(sid), "{reply}");
+    }
+    let _again = WsClient::try_connect(api, "/ws", loopback(1), &[])
+        .await
+        .unwrap_or_else(|r| panic!("a slot freed by unsubscribe is usable: {r:?}"));
+    let r = WsClient::refused(api, "/ws", loopback(1)).await;
+    assert_refused(&r, 429, "max_subscriptions_per_client");
 }

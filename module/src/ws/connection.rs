@@ -6,7 +6,7 @@
 use super::control::{self, Reply};
 use crate::config::WebSocketConfig;
 use crate::handle::{Handle, Subscription};
-use crate::limits::ConnectionPermit;
+use crate::limits::{ConnectionPermit, SubscriptionPermit};
 use crate::outbox::{CloseReason, Next, shutting_down};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -195,14 +195,21 @@ pub(super) async fn single(
 }
 
 /// `/ws`: several subscriptions on one connection, driven by JSON control messages.
+///
+/// A connection without subscriptions holds one of its client's subscription slots (`seat`),
+/// so that empty connections count toward the client's share of the node: the first
+/// subscription takes the seat over, and when the last one ends the connection takes a seat
+/// again (or, if the client has none left, is closed).
 pub(super) async fn multiplexed(
     socket: WebSocket,
     handle: Handle,
     client: IpAddr,
     _connection: ConnectionPermit,
+    seat: SubscriptionPermit,
     config: Arc<WebSocketConfig>,
 ) {
     let mut shutdown = handle.shutdown.clone();
+    let mut seat = Some(seat);
     let mut c = Conn::new(socket, config);
     let (updates_tx, mut updates) = mpsc::channel::<(String, Next)>(MUX_QUEUE);
     let mut subs: HashMap<String, JoinHandle<()>> = HashMap::new();
@@ -221,6 +228,7 @@ pub(super) async fn multiplexed(
                 Next::Closed(r) => {
                     subs.remove(&sid);
                     c.text(control::ended(&sid, &r)).await.is_ok()
+                        && reseat(&mut c, &handle, client, &subs, &mut seat).await
                 }
             },
             event = c.event() => match event {
@@ -240,8 +248,20 @@ pub(super) async fn multiplexed(
                     let reply = match control::parse_with(&handle, t.as_str()) {
                         Err(reply) => reply,
                         Ok(control::Request::Subscribe { id, key, start }) => {
-                            match control::subscribe(&handle, client, id, key, start).await {
-                                Err(reply) => reply,
+                            let permit = match seat.take() {
+                                Some(seat) => Ok(seat),
+                                None => handle.limits.subscribe(client),
+                            };
+                            match control::subscribe(&handle, permit, id, key, start).await {
+                                Err(reply) => {
+                                    if !send_reply(&mut c, reply).await {
+                                        break;
+                                    }
+                                    if !reseat(&mut c, &handle, client, &subs, &mut seat).await {
+                                        break;
+                                    }
+                                    continue;
+                                }
                                 Ok((id, sub)) => {
                                     let sid = format!("s{next_id}");
                                     next_id += 1;
@@ -257,7 +277,15 @@ pub(super) async fn multiplexed(
                         Ok(control::Request::Unsubscribe { id, subscription }) => match subs.remove(&subscription) {
                             Some(task) => {
                                 task.abort();
-                                control::unsubscribed(&id, &subscription)
+                                // The subscription's slot is free once the task is gone.
+                                let _ = task.await;
+                                if !send_reply(&mut c, control::unsubscribed(&id, &subscription)).await {
+                                    break;
+                                }
+                                if !reseat(&mut c, &handle, client, &subs, &mut seat).await {
+                                    break;
+                                }
+                                continue;
                             }
                             None => control::unknown_subscription(&id, &subscription),
                         },
@@ -277,6 +305,30 @@ pub(super) async fn multiplexed(
 
 async fn send_reply(c: &mut Conn, reply: Reply) -> bool {
     c.text(reply.0).await.is_ok()
+}
+
+/// A `/ws` connection left without subscriptions takes a seat again; false (after closing
+/// it with 1008) when its client has no slot left for it.
+async fn reseat(
+    c: &mut Conn,
+    handle: &Handle,
+    client: IpAddr,
+    subs: &HashMap<String, JoinHandle<()>>,
+    seat: &mut Option<SubscriptionPermit>,
+) -> bool {
+    if !subs.is_empty() || seat.is_some() {
+        return true;
+    }
+    match handle.limits.subscribe(client) {
+        Ok(s) => {
+            *seat = Some(s);
+            true
+        }
+        Err(e) => {
+            c.close(close_code::POLICY, &truncate(&e.to_string())).await;
+            false
+        }
+    }
 }
 
 /// Moves one `/ws` subscription's updates to the connection. Aborting it drops the

@@ -8,10 +8,10 @@
 use super::request::{parse_stream, start_from};
 use crate::handle::{Handle, Start, Subscription};
 use crate::key::SubscriptionKey;
+use crate::limits::{LimitError, SubscriptionPermit};
 use crate::outbox::CloseReason;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
-use std::net::IpAddr;
 
 /// A reply text.
 pub struct Reply(pub String);
@@ -111,15 +111,12 @@ pub fn parse_with(handle: &Handle, text: &str) -> Result<Request, Reply> {
 /// Admits and registers a subscription; on success the snapshot waits in its outbox.
 pub async fn subscribe(
     handle: &Handle,
-    client: IpAddr,
+    permit: Result<SubscriptionPermit, LimitError>,
     id: Json,
     key: SubscriptionKey,
     start: Start,
 ) -> Result<(Json, Subscription), Reply> {
-    let permit = handle
-        .limits
-        .subscribe(client)
-        .map_err(|e| error(&id, 429, e.to_string()))?;
+    let permit = permit.map_err(|e| error(&id, 429, e.to_string()))?;
     match handle.subscribe(key, start, permit).await {
         Ok(sub) => Ok((id, sub)),
         Err(r) => Err(error(&id, code(&r), r.to_string())),

@@ -247,13 +247,19 @@ async fn multiplexed(
         Err(e) => return e.into_response(),
     };
     let client = request::client_ip(peer, &headers, &ws.config);
+    // The seat first (an empty connection counts toward its client's share), so a refused
+    // request never counts as a connection.
+    let seat = match ws.handle.limits.subscribe(client) {
+        Ok(s) => s,
+        Err(e) => return ws.limit(e).into_response(),
+    };
     let connection = match ws.handle.limits.connect() {
         Ok(c) => c,
         Err(e) => return ws.limit(e).into_response(),
     };
     let (handle, config) = (ws.handle.clone(), ws.config.clone());
     upgrade.on_upgrade(move |socket| {
-        connection::multiplexed(socket, handle, client, connection, config)
+        connection::multiplexed(socket, handle, client, connection, seat, config)
     })
 }
 
