@@ -33,7 +33,7 @@ const TYPES: [&str; 6] = [
 ];
 
 /// Every metric family and its declared type (OpenMetrics names: counters without `_total`).
-const FAMILIES: [(&str, &str); 17] = [
+const FAMILIES: [(&str, &str); 19] = [
     ("stream_connections", "gauge"),
     ("stream_subscriptions", "gauge"),
     ("stream_messages_sent", "counter"),
@@ -46,6 +46,8 @@ const FAMILIES: [(&str, &str); 17] = [
     ("stream_dispatcher_lag_blocks", "gauge"),
     ("stream_decode_errors", "counter"),
     ("stream_resyncs", "counter"),
+    ("stream_topics", "gauge"),
+    ("stream_dispatcher_subscriptions", "gauge"),
     ("streamd_block_height", "gauge"),
     ("streamd_block_interval_seconds", "histogram"),
     ("streamd_txs", "counter"),
