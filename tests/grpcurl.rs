@@ -9,35 +9,8 @@ use std::process::Output;
 use serde_json::json;
 use support::TestNode;
 use support::accounts::{GENESIS_UJUNO, address, valoper};
+use support::tools::GRPCURL;
 use support::{stderr, stdout};
-
-/// The grpcurl binary: `$STREAM_GRPCURL` (set by scripts/test), else `grpcurl` on PATH.
-fn grpcurl() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("STREAM_GRPCURL") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "STREAM_GRPCURL={} is not a file",
-            path.display()
-        );
-        return Some(path);
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join("grpcurl"))
-        .find(|candidate| candidate.is_file())
-}
-
-/// grpcurl, or a loud skip notice (only outside scripts/test and CI, which install it).
-fn grpcurl_or_skip(test: &str) -> Option<PathBuf> {
-    let found = grpcurl();
-    if found.is_none() {
-        eprintln!(
-            "\n*** SKIPPED {test}: grpcurl not installed; run scripts/test (it installs grpcurl \
-             into .tools and sets STREAM_GRPCURL) ***\n"
-        );
-    }
-    found
-}
 
 async fn run(grpcurl: &PathBuf, args: &[&str]) -> Output {
     let output = tokio::process::Command::new(grpcurl)
@@ -76,9 +49,7 @@ async fn call(
 
 #[tokio::test]
 async fn reflection_lists_every_service_and_method() {
-    let Some(grpcurl) = grpcurl_or_skip("reflection_lists_every_service_and_method") else {
-        return;
-    };
+    let grpcurl = GRPCURL.require();
     let node = TestNode::start_default().await;
     let addr = node.grpc_addr().to_string();
 
@@ -152,9 +123,7 @@ async fn reflection_lists_every_service_and_method() {
 
 #[tokio::test]
 async fn queries_answer_in_json() {
-    let Some(grpcurl) = grpcurl_or_skip("queries_answer_in_json") else {
-        return;
-    };
+    let grpcurl = GRPCURL.require();
     let node = TestNode::start_default().await;
     let alice = address("alice");
 

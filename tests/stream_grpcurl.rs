@@ -14,36 +14,10 @@ use stream_support::STREAM_TIMEOUT;
 use support::TestNode;
 use support::accounts::{GENESIS_UJUNO, address, valoper};
 use support::staking::slow_unbonding_node;
+use support::tools::GRPCURL;
 use support::{stderr, stdout};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
-
-/// The grpcurl binary: `$STREAM_GRPCURL` (set by scripts/test), else `grpcurl` on PATH.
-fn grpcurl_or_skip(test: &str) -> Option<PathBuf> {
-    let found = match std::env::var_os("STREAM_GRPCURL") {
-        Some(path) => {
-            let path = PathBuf::from(path);
-            assert!(
-                path.is_file(),
-                "STREAM_GRPCURL={} is not a file",
-                path.display()
-            );
-            Some(path)
-        }
-        None => std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join("grpcurl"))
-                .find(|candidate| candidate.is_file())
-        }),
-    };
-    if found.is_none() {
-        eprintln!(
-            "\n*** SKIPPED {test}: grpcurl not installed; run scripts/test (it installs grpcurl \
-             into .tools and sets STREAM_GRPCURL) ***\n"
-        );
-    }
-    found
-}
 
 /// Runs grpcurl to completion.
 async fn run(grpcurl: &PathBuf, args: &[&str]) -> Output {
@@ -193,9 +167,7 @@ fn height_of(message: &Value) -> i64 {
 
 #[tokio::test]
 async fn reflection_lists_and_describes_the_stream_service() {
-    let Some(grpcurl) = grpcurl_or_skip("reflection_lists_and_describes_the_stream_service") else {
-        return;
-    };
+    let grpcurl = GRPCURL.require();
     let node = TestNode::start_default().await;
     let addr = node.grpc_addr().to_string();
 
@@ -274,11 +246,7 @@ async fn reflection_lists_and_describes_the_stream_service() {
 
 #[tokio::test]
 async fn the_reference_commands_stream_json_equal_to_the_standard_queries() {
-    let Some(grpcurl) =
-        grpcurl_or_skip("the_reference_commands_stream_json_equal_to_the_standard_queries")
-    else {
-        return;
-    };
+    let grpcurl = GRPCURL.require();
     let node = slow_unbonding_node().await;
     node.tx_ok(&[
         "staking",
@@ -402,11 +370,7 @@ async fn the_reference_commands_stream_json_equal_to_the_standard_queries() {
 
 #[tokio::test]
 async fn a_grpcurl_stream_prints_each_change_and_errors_name_the_field() {
-    let Some(grpcurl) =
-        grpcurl_or_skip("a_grpcurl_stream_prints_each_change_and_errors_name_the_field")
-    else {
-        return;
-    };
+    let grpcurl = GRPCURL.require();
     let node = TestNode::start_default().await;
     let alice = address("alice");
     let data = format!(r#"{{"address":"{alice}", "denom":"ujuno"}}"#);

@@ -10,7 +10,7 @@ use stream_support::StreamValue::{self, Delegation, Delegations};
 use stream_support::values::{coin, delegation};
 use stream_support::watch::Watch;
 use support::accounts::{BOND_DENOM, GENESIS_UJUNO, SELF_BOND};
-use support::dec::{dec_raw, delegation_balance, shares_for_tokens, slashed};
+use support::dec::{dec_raw, delegation_balance, shares_for_tokens, slashed, truncated_value};
 use support::{TestNode, stderr, stdout};
 
 /// `streamd dev slash VALIDATOR FRACTION`; the height of the block that slashed.
@@ -207,4 +207,58 @@ async fn a_delegation_made_after_subscribing_follows_its_validator_until_removed
     // A later slash of validator2 has nothing of carol's left to change.
     let hs2 = slash(&node, "validator2", "0.1").await;
     watch.assert_quiet(&node, hs2).await;
+}
+
+#[tokio::test]
+async fn the_streamed_balance_rounds_at_18_decimals_like_the_standard_query() {
+    // The case where x/staking's rounding and a plain floor disagree (tests/slashing.rs):
+    // after a 10% slash of 11000000000 tokens, 1000000ujuno buys 1111111111111111111111111
+    // raw shares worth 999999.9999999999999999999...; x/staking reports 1000000, a floor
+    // 999999. The stream computes it in the module, the standard query in the node (its own
+    // LegacyDec), the expected value in the tests (a third implementation): a divergence of
+    // any one of them fails here.
+    let node = TestNode::start_default().await;
+    let streams = vec![
+        (
+            "carol's delegations",
+            StreamKey::delegations("carol"),
+            Delegations(vec![]),
+        ),
+        (
+            "carol to validator1",
+            StreamKey::delegation("carol", "validator1"),
+            Delegation(None),
+        ),
+    ];
+    let mut watch = Watch::open(&node, 2, streams).await;
+    node.tx_ok(&[
+        "staking",
+        "delegate",
+        "bob",
+        "validator1",
+        "1000000000ujuno",
+    ])
+    .await;
+    let hs = slash(&node, "validator1", "0.1").await;
+    watch.assert_quiet(&node, hs).await;
+
+    let h = node
+        .tx_ok(&["staking", "delegate", "carol", "validator1", "1000000ujuno"])
+        .await
+        .height;
+    let (tokens, shares) = (9_901_000_000, dec_raw(11_000_000_000));
+    let issued = shares_for_tokens(1_000_000, tokens - 1_000_000, shares);
+    assert_eq!(issued, 1_111_111_111_111_111_111_111_111);
+    let shares = shares + issued;
+    assert_eq!(
+        (
+            delegation_balance(issued, tokens, shares),
+            truncated_value(issued, tokens, shares)
+        ),
+        (1_000_000, 999_999),
+        "a case where the rounding matters"
+    );
+    let d = delegation("carol", "validator1", issued, 1_000_000);
+    let values = vec![Delegations(vec![d.clone()]), Delegation(Some(d))];
+    assert_eq!(watch.block(&node, h, values).await.len(), 2);
 }

@@ -11,13 +11,16 @@ use std::process::Stdio;
 
 use serde_json::json;
 use support::accounts::{BOND_DENOM, address, valoper};
+use support::tools::PROMTOOL;
 use support::{TestNode, TestNodeOptions};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use ws_support::client::WsClient;
 use ws_support::expected::WsStream;
-use ws_support::metrics::{Format, Scrape, scrape, scrape_format, wait_for_value, wait_until};
-use ws_support::{external_tool, grpc_balance_stream, http, loopback};
+use ws_support::metrics::{
+    Format, Scrape, scrape, scrape_format, wait_for_index, wait_for_value, wait_until,
+};
+use ws_support::{grpc_balance_stream, http, loopback};
 
 /// The six subscription types (`type` / `subscription_type` label values).
 const TYPES: [&str; 6] = [
@@ -30,7 +33,7 @@ const TYPES: [&str; 6] = [
 ];
 
 /// Every metric family and its declared type (OpenMetrics names: counters without `_total`).
-const FAMILIES: [(&str, &str); 17] = [
+const FAMILIES: [(&str, &str); 19] = [
     ("stream_connections", "gauge"),
     ("stream_subscriptions", "gauge"),
     ("stream_messages_sent", "counter"),
@@ -43,6 +46,8 @@ const FAMILIES: [(&str, &str); 17] = [
     ("stream_dispatcher_lag_blocks", "gauge"),
     ("stream_decode_errors", "counter"),
     ("stream_resyncs", "counter"),
+    ("stream_topics", "gauge"),
+    ("stream_dispatcher_subscriptions", "gauge"),
     ("streamd_block_height", "gauge"),
     ("streamd_block_interval_seconds", "histogram"),
     ("streamd_txs", "counter"),
@@ -214,17 +219,7 @@ async fn promtool_check(promtool: &std::path::Path, text: &str) -> (i32, String)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promtool_accepts_both_formats() {
-    let Some(promtool) = external_tool(
-        "STREAM_PROMTOOL",
-        "promtool",
-        Some(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../.tools/prometheus/usr/bin/promtool"
-        )),
-        "apt-get download prometheus && dpkg-deb -x prometheus_*.deb .tools/prometheus",
-    ) else {
-        return;
-    };
+    let promtool = PROMTOOL.require();
     let node = limited_node().await;
     let api = node.api_addr();
     let _held = cause_every_refusal(&node).await;
@@ -455,4 +450,88 @@ async fn refusals_are_counted_by_reason_and_are_not_connections() {
         ended,
         "a refused upgrade (429) was observed as a connection lifetime"
     );
+}
+
+/// `{"id", "method": "unsubscribe"}` for subscription `sid`.
+fn unsubscribe(id: u64, sid: &str) -> serde_json::Value {
+    json!({"id": id, "method": "unsubscribe", "params": {"subscription": sid}})
+}
+
+/// Every way a subscription ends removes it from the dispatcher's index, not only from the
+/// per-type gauge: `stream_topics` and `stream_dispatcher_subscriptions` rise while clients
+/// are subscribed and are back at 0 after a `/ws` unsubscribe, a path-route close, a `/ws`
+/// close with live subscriptions, a TCP drop without a close frame (FIN and RST) and a
+/// cancelled gRPC stream. A leak there (the index growing with every client that came and
+/// went) would pass every value test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dispatcher_index_is_emptied_however_a_subscription_ends() {
+    let node = TestNode::start(TestNodeOptions::slow_unbonding()).await;
+    let (api, grpc) = (node.api_addr(), node.grpc_addr());
+    let alice = address("alice");
+    let balance = WsStream::Balance {
+        address: alice.clone(),
+        denom: BOND_DENOM.into(),
+    };
+    let delegations = WsStream::Delegations {
+        delegator: address("bob"),
+    };
+    wait_for_index(api, 0, 0, "a fresh node").await;
+
+    // `/ws` unsubscribe: each one removes its entry while the connection stays open.
+    let mut mux = WsClient::connect(api, "/ws", loopback(1)).await;
+    for (id, stream) in [(1, &balance), (2, &delegations)] {
+        mux.request(&stream.subscribe(id)).await;
+        mux.next_json().await;
+    }
+    wait_for_index(api, 2, 2, "two /ws subscriptions").await;
+    let reply = mux.request(&unsubscribe(3, "s1")).await;
+    assert_eq!(reply, json!({"id": 3, "result": {"unsubscribed": "s1"}}));
+    wait_for_index(api, 1, 1, "after unsubscribing s1").await;
+    let reply = mux.request(&unsubscribe(4, "s2")).await;
+    assert_eq!(reply, json!({"id": 4, "result": {"unsubscribed": "s2"}}));
+    wait_for_index(api, 0, 0, "after unsubscribing s1 and s2").await;
+    assert_eq!(
+        scrape(api).await.get("stream_connections"),
+        1.0,
+        "unsubscribing leaves the /ws connection open"
+    );
+
+    // Two subscriptions to one key share one topic; a path-route close removes one of them,
+    // closing the `/ws` connection with its subscription still live removes the other.
+    let mut route = WsClient::connect(api, &balance.path(), loopback(2)).await;
+    route.next_json().await;
+    mux.request(&balance.subscribe(5)).await;
+    mux.next_json().await;
+    wait_for_index(api, 1, 2, "one key, a path route and a /ws subscription").await;
+    route.close(CloseCode::Normal).await;
+    wait_for_index(api, 1, 1, "after the path route's close").await;
+    mux.close(CloseCode::Normal).await;
+    wait_for_index(api, 0, 0, "after the /ws close").await;
+
+    // Clients that vanish without a close frame: a `/ws` client closes its socket (FIN), a
+    // path-route client resets it (RST).
+    let mut fin = WsClient::connect(api, "/ws", loopback(3)).await;
+    fin.request(&delegations.subscribe(1)).await;
+    fin.next_json().await;
+    wait_for_index(api, 1, 1, "a /ws subscription").await;
+    fin.vanish();
+    wait_for_index(api, 0, 0, "after the /ws client's TCP FIN").await;
+    let mut rst = WsClient::connect(api, &delegations.path(), loopback(4)).await;
+    rst.next_json().await;
+    wait_for_index(api, 1, 1, "a path-route subscription").await;
+    rst.reset();
+    wait_for_index(api, 0, 0, "after the path-route client's TCP RST").await;
+
+    // A gRPC stream the client cancels.
+    let stream = grpc_balance_stream(grpc, loopback(5), &alice, BOND_DENOM)
+        .await
+        .expect("gRPC stream admitted");
+    wait_for_index(api, 1, 1, "a gRPC stream").await;
+    drop(stream);
+    wait_for_index(api, 0, 0, "after the gRPC stream's cancel").await;
+    wait_for_value(api, "stream_connections", 0.0).await;
+    let s = scrape(api).await;
+    for kind in TYPES {
+        assert_eq!(s.get(&subs(kind)), 0.0, "{kind}");
+    }
 }

@@ -40,6 +40,7 @@ async fn close_frames_are_answered_and_free_the_connection() {
     assert_eq!(reply, json!({"id": 1, "result": {"subscription": "s1"}}));
     mux.next_json().await;
     metrics::wait_for_value(api, "stream_connections", 2.0).await;
+    metrics::wait_for_index(api, 2, 2, "a path route and a /ws subscription").await;
 
     for (client, code) in [(&mut route, CloseCode::Normal), (&mut mux, CloseCode::Away)] {
         let answer = client.close(code).await;
@@ -58,6 +59,7 @@ async fn close_frames_are_answered_and_free_the_connection() {
     metrics::wait_for_value(api, "stream_connections", 0.0).await;
     let s = metrics::scrape(api).await;
     assert_eq!(s.get("stream_subscriptions{type=\"balance\"}"), 0.0);
+    metrics::wait_for_index(api, 0, 0, "after both closes").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -393,6 +393,8 @@ async fn multiplexed_ws_carries_several_streams_and_unsubscribes() {
         let height = height_of(&data);
         assert_eq!(data, stream.expected(&node, height).await, "{sid} snapshot");
     }
+    let api = node.api_addr();
+    metrics::wait_for_index(api, 4, 4, "four /ws subscriptions to four keys").await;
 
     // A send moves alice's balances (s1) and bob's uatom (s3) in the same block.
     let h1 = node
@@ -436,6 +438,8 @@ async fn multiplexed_ws_carries_several_streams_and_unsubscribes() {
         0.0,
     )
     .await;
+    // The dispatcher's index lost s1's entry, not only the gauge.
+    metrics::wait_for_index(api, 3, 3, "after unsubscribing s1").await;
 
     // s1 follows nothing any more: a send moves only s3, an unbond s2 and s4.
     let h3 = node
@@ -475,6 +479,17 @@ async fn multiplexed_ws_carries_several_streams_and_unsubscribes() {
     let (got, data) = update_of(&ws.next_json().await);
     assert_eq!(got, sid);
     assert_eq!(data, streams[0].expected(&node, height_of(&data)).await);
+    metrics::wait_for_index(api, 4, 4, "s2, s3, s4 and the new subscription").await;
+
+    // Unsubscribing the rest empties the index while the connection stays open.
+    for (id, sid) in [(12, "s2"), (13, "s3"), (14, "s4"), (15, sid.as_str())] {
+        let reply = ws
+            .request(&json!({"id": id, "method": "unsubscribe", "params": {"subscription": sid}}))
+            .await;
+        assert_eq!(reply, json!({"id": id, "result": {"unsubscribed": sid}}));
+    }
+    metrics::wait_for_index(api, 0, 0, "after unsubscribing everything").await;
+    assert_eq!(metrics::scrape(api).await.get("stream_connections"), 1.0);
 }
 
 /// Asserts `reply` is exactly `{"id": id, "error": {"code": code, "message": <non-empty>}}`

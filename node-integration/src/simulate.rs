@@ -100,7 +100,7 @@ pub fn next_tx(node: &Node, keys: &[DevKey], rng: &mut Rng) -> Option<Vec<u8>> {
             .zip(staking::validator(state, &val.address))
             .map(|(d, v)| {
                 let shares = crate::state::parse_uint(&d.shares).unwrap_or_default();
-                staking::tokens_from_shares(&v, &shares)
+                staking::delegation_balance(&v, &shares).unwrap_or_default()
             })
             .unwrap_or_default();
         let msg = match rng.below(100) {

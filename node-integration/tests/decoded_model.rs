@@ -115,8 +115,10 @@ impl Model {
                 );
                 if let (Some(d), Some(m)) = (d, m) {
                     let val = staking::validator(state, v).unwrap();
+                    // The node's own LegacyDec against the listener's: two implementations.
                     let queried =
-                        staking::tokens_from_shares(&val, &parse_uint(&d.shares).unwrap());
+                        staking::delegation_balance(&val, &parse_uint(&d.shares).unwrap())
+                            .expect("balance in range");
                     let (tokens, shares) = &self.validators[&v.0];
                     assert_eq!(
                         queried.to_string(),
@@ -277,10 +279,11 @@ fn run(blocks: Vec<Vec<Op>>) -> Vec<u32> {
                 Op::Undelegate { who, val, pct } | Op::Redelegate { who, val, pct } => {
                     let worth = staking::delegation(state, &keys[who].address, &vals[val])
                         .map(|d| {
-                            staking::tokens_from_shares(
+                            staking::delegation_balance(
                                 &staking::validator(state, &vals[val]).unwrap(),
                                 &parse_uint(&d.shares).unwrap(),
                             )
+                            .expect("balance in range")
                         })
                         .unwrap_or_default();
                     let amount = (worth * pct / 100u32)

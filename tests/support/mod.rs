@@ -14,6 +14,7 @@ pub mod dec;
 pub mod options;
 pub mod queries;
 pub mod staking;
+pub mod tools;
 pub mod tx;
 
 #[allow(unused_imports)] // each test binary uses a different part of the harness

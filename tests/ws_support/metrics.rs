@@ -136,3 +136,26 @@ pub async fn wait_for_value(api: SocketAddr, key: &str, value: f64) -> std::time
     .await;
     started.elapsed()
 }
+
+/// The dispatcher's subscription index as `/metrics` reports it: (`stream_topics`,
+/// `stream_dispatcher_subscriptions`): distinct keys, and subscriptions registered.
+pub fn index(s: &Scrape) -> (f64, f64) {
+    (
+        s.get("stream_topics"),
+        s.get("stream_dispatcher_subscriptions"),
+    )
+}
+
+/// Waits until the dispatcher's index holds exactly `topics` keys and `subscriptions`
+/// subscriptions (bounded by `WAIT`); `what` says why, for the failure message. With
+/// `(0, 0)` this proves that whatever ended a subscription also removed it from the index,
+/// not only from the per-type `stream_subscriptions` gauge.
+pub async fn wait_for_index(api: SocketAddr, topics: usize, subscriptions: usize, what: &str) {
+    let want = (topics as f64, subscriptions as f64);
+    wait_until(
+        api,
+        &format!("{what}: (stream_topics, stream_dispatcher_subscriptions) == {want:?}"),
+        |s| index(s) == want,
+    )
+    .await;
+}

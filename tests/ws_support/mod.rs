@@ -1,7 +1,6 @@
 //! End-to-end helpers for the WebSocket streams, limits and telemetry on the API port:
 //! WebSocket clients that connect from a chosen loopback address, plain HTTP, `/metrics`
-//! scraping, the JSON each stream must carry (built from the standard Cosmos queries) and the
-//! external test clients.
+//! scraping and the JSON each stream must carry (built from the standard Cosmos queries).
 //!
 //! Builds on the shared harness (`support`), which starts every node (with custom
 //! `config.toml` / `app.toml` settings through `TestNodeOptions`).
@@ -14,7 +13,6 @@ pub mod http;
 pub mod metrics;
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Upper bound for any wait on a message, a close or a metric; generous for a loaded
@@ -23,38 +21,6 @@ pub const WAIT: Duration = Duration::from_secs(30);
 
 #[allow(unused_imports)] // each test binary uses a different part of these helpers
 pub use crate::support::loopback;
-
-/// Where an external test client is: env `var` (set by scripts/test), else `name` on PATH,
-/// else `fallback` (where scripts/test installs it). `None` (after a loud SKIPPED message
-/// naming how to get it) when it is nowhere.
-pub fn external_tool(var: &str, name: &str, fallback: Option<&str>, how: &str) -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "{var}={} does not name a file; unset it or point it at {name}",
-            path.display()
-        );
-        return Some(path);
-    }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    });
-    let found = found.or_else(|| fallback.map(PathBuf::from).filter(|p| p.is_file()));
-    if found.is_none() {
-        eprintln!(
-            "\n\
-             ************************************************************************\n\
-             SKIPPED: {name} not found (env {var} unset, not on PATH, not in .tools).\n\
-             Get it with: {how}\n\
-             (scripts/test installs it and sets {var}.)\n\
-             ************************************************************************\n"
-        );
-    }
-    found
-}
 
 /// Opens `juno.stream.v1.Query/StreamBalance` from loopback address `from` over a new
 /// HTTP/2 connection and waits for its snapshot; the refusal status if the node refuses it.

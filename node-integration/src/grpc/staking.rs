@@ -36,18 +36,32 @@ impl StakingQuery {
     }
 
     /// A DelegationResponse: the delegation and its value in tokens at the validator's rate.
-    fn response(&self, state: &MultiStore, val: &Addr, d: Delegation) -> DelegationResponse {
+    fn response(
+        &self,
+        state: &MultiStore,
+        val: &Addr,
+        d: Delegation,
+    ) -> Result<DelegationResponse, Status> {
         let shares = parse_uint(&d.shares).unwrap_or_default();
-        let amount = staking::validator(state, val)
-            .map(|v| staking::tokens_from_shares(&v, &shares))
-            .unwrap_or_default();
-        DelegationResponse {
+        let v = staking::validator(state, val).ok_or_else(|| {
+            Status::internal(format!(
+                "delegation to a missing validator {}",
+                d.validator_address
+            ))
+        })?;
+        let amount = staking::delegation_balance(&v, &shares).map_err(|e| {
+            Status::internal(format!(
+                "balance of the delegation of {} to {}: {e}",
+                d.delegator_address, d.validator_address
+            ))
+        })?;
+        Ok(DelegationResponse {
             delegation: Some(d),
             balance: Some(Coin {
                 denom: self.0.params().bond_denom.clone(),
                 amount: amount.to_string(),
             }),
-        }
+        })
     }
 }
 
@@ -129,7 +143,7 @@ impl Query for StakingQuery {
         Ok(at_height(
             &v,
             QueryDelegationResponse {
-                delegation_response: Some(self.response(&v.state, &val, d)),
+                delegation_response: Some(self.response(&v.state, &val, d)?),
             },
         ))
     }
@@ -164,12 +178,12 @@ impl Query for StakingQuery {
         let items = staking::delegations(&v.state, &del)
             .into_iter()
             .map(|(val, d)| {
-                (
+                Ok((
                     keys::delegation(&del, &val),
-                    self.response(&v.state, &val, d),
-                )
+                    self.response(&v.state, &val, d)?,
+                ))
             })
-            .collect();
+            .collect::<Result<_, Status>>()?;
         let (delegation_responses, pagination) = paginate(items, r.pagination)?;
         Ok(at_height(
             &v,

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod bank;
 pub mod keys;
+pub mod legacy_dec;
 pub mod staking;
 
 use crate::address::Bech32Prefixes;
@@ -70,6 +71,18 @@ impl TxError {
             codespace: "staking",
             code,
             log: log.into(),
+        }
+    }
+}
+
+impl From<legacy_dec::DecError> for TxError {
+    /// The SDK panics on a decimal overflow or a division by zero; `BaseApp` recovers the
+    /// panic and fails the tx with `ErrPanic` (codespace `undefined`, code 111222).
+    fn from(e: legacy_dec::DecError) -> Self {
+        TxError {
+            codespace: "undefined",
+            code: 111222,
+            log: format!("panic: {e}"),
         }
     }
 }

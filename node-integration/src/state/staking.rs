@@ -2,7 +2,8 @@
 //! SDK's share/token arithmetic and pool movements.
 
 use super::auth::{BONDED_POOL, NOT_BONDED_POOL};
-use super::{Ctx, TxError, TxResult, dec_one, from_timestamp, keys, parse_uint, timestamp};
+use super::legacy_dec::{DecError, LegacyDec};
+use super::{Ctx, TxError, TxResult, from_timestamp, keys, parse_uint, timestamp};
 use crate::address::Addr;
 use crate::store::{MultiStore, StoreKey};
 use cosmos_sdk_proto::cosmos::staking::v1beta1::{
@@ -13,7 +14,6 @@ use num_bigint::BigUint;
 use num_traits::Zero;
 use prost::Message;
 use std::time::SystemTime;
-use stream_abci_listener::{Dec, Int};
 
 /// Where delegated tokens come from (decides which pool moves).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,16 +81,19 @@ pub fn tokens_and_shares(v: &Validator) -> (BigUint, BigUint) {
     )
 }
 
-/// A delegation's value in tokens (`TokensFromShares(shares).TruncateInt()`, the `balance`
-/// of a DelegationResponse), computed by the same function the stream module uses.
-pub fn tokens_from_shares(v: &Validator, shares_raw: &BigUint) -> BigUint {
+/// What `shares` (raw) of validator `v` are worth: x/staking's `Validator.TokensFromShares`,
+/// `shares.MulInt(tokens).Quo(delegator_shares)`, in the node's own [`LegacyDec`].
+pub fn tokens_from_shares(v: &Validator, shares_raw: &BigUint) -> Result<LegacyDec, DecError> {
     let (tokens, del_shares) = tokens_and_shares(v);
-    stream_abci_listener::tokens_from_shares(
-        &Dec::from_raw(shares_raw.clone()),
-        &Int::from(tokens),
-        &Dec::from_raw(del_shares),
-    )
-    .into_biguint()
+    LegacyDec::from_raw(shares_raw.clone())
+        .mul_int(&tokens)?
+        .quo(&LegacyDec::from_raw(del_shares))
+}
+
+/// A delegation's value in whole tokens, the `balance` of a `DelegationResponse`
+/// (`TokensFromShares(shares).TruncateInt()`).
+pub fn delegation_balance(v: &Validator, shares_raw: &BigUint) -> Result<BigUint, DecError> {
+    Ok(tokens_from_shares(v, shares_raw)?.truncate_int())
 }
 
 /// Shares (raw) worth `amount` tokens at the validator's rate, truncated (`SharesFromTokens`).
@@ -102,7 +105,11 @@ fn shares_from_tokens(v: &Validator, amount: &BigUint) -> TxResult<BigUint> {
             "invalid delegator-share exchange rate: validator has no tokens",
         ));
     }
-    Ok(del_shares * amount / tokens)
+    // `delegator_shares.MulInt(amount).QuoInt(tokens)`: truncated.
+    let shares = LegacyDec::from_raw(del_shares)
+        .mul_int(amount)?
+        .quo_int(&tokens)?;
+    Ok(shares.raw().clone())
 }
 
 impl Ctx {
@@ -223,7 +230,8 @@ impl Ctx {
         let mut v = self.get_validator(val)?;
         let (tokens, del_shares) = tokens_and_shares(&v);
         let issued = if del_shares.is_zero() {
-            amount * dec_one()
+            // The first delegation sets the exchange rate to one share per token.
+            LegacyDec::from_int(amount).raw().clone()
         } else {
             shares_from_tokens(&v, amount)?
         };
@@ -277,9 +285,10 @@ impl Ctx {
         let (tokens, del_shares) = tokens_and_shares(&v);
         let remaining = &del_shares - shares;
         let issued = if remaining.is_zero() {
+            // The last shares take whatever tokens are left.
             tokens.clone()
         } else {
-            tokens_from_shares(&v, shares)
+            delegation_balance(&v, shares)?
         };
         v.tokens = (tokens - &issued).to_string();
         v.delegator_shares = remaining.to_string();
@@ -540,7 +549,11 @@ impl Ctx {
     pub fn slash(&mut self, val: &Addr, fraction_raw: &BigUint) -> TxResult<(BigUint, BigUint)> {
         let mut v = self.get_validator(val)?;
         let (tokens, _) = tokens_and_shares(&v);
-        let burn = (&tokens * fraction_raw / dec_one()).min(tokens.clone());
+        // x/staking: `tokens.ToLegacyDec().Mul(slashFactor).TruncateInt()`.
+        let burn = LegacyDec::from_int(&tokens)
+            .mul(&LegacyDec::from_raw(fraction_raw.clone()))?
+            .truncate_int()
+            .min(tokens.clone());
         let denom = self.params.bond_denom.clone();
         self.burn(BONDED_POOL, &denom, &burn)?;
         let after = tokens - &burn;

