@@ -1,15 +1,18 @@
 //! The API port (1317): `/metrics` (OpenMetrics text, when `[telemetry] enabled`) and the
 //! stream module's WebSocket routes.
 
+use crate::guard::{self, ConnectionGuard, Port};
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
-use std::net::SocketAddr;
 use std::sync::Arc;
+use tower_service::Service;
 
 #[derive(Deserialize)]
 struct MetricsQuery {
@@ -68,16 +71,67 @@ pub fn router(registry: Option<Registry>, extra: Option<Router>) -> Router {
     r.fallback(not_found)
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves.
+/// Serves `router` on `listener` until `shutdown` resolves, then waits for open connections
+/// (the caller bounds that wait). HTTP/1 with upgrades (WebSocket); request headers are
+/// bounded in size ([`MAX_HEADER_BYTES`]) and must arrive within
+/// [`guard::HANDSHAKE_TIMEOUT`], and `guard` caps each client's connections that have not
+/// sent their first request yet.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    guard: ConnectionGuard,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(guard::HANDSHAKE_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES);
+    // Each connection task holds a sender: when all are gone, the drain is complete.
+    let (draining, mut drained) = tokio::sync::mpsc::channel::<()>(1);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, pending) = tokio::select! {
+            accepted = guard.accept(&listener, Port::Api) => accepted,
+            _ = &mut shutdown => break,
+        };
+        let Ok(peer) = tcp.peer_addr() else { continue };
+        let _ = tcp.set_nodelay(true);
+        // The first request (its headers complete) frees the connection's pending place.
+        let pending = std::sync::Mutex::new(Some(pending));
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            pending.lock().expect("pending lock").take();
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().call(request)
+        });
+        let connection = http
+            .serve_connection(TokioIo::new(tcp), service)
+            .with_upgrades();
+        let (guard, mut stopping, draining) = (guard.clone(), stopping.clone(), draining.clone());
+        tokio::spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let result = tokio::select! {
+                r = connection.as_mut() => r,
+                _ = async { stopping.wait_for(|s| *s).await.map(|_| ()) } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = result
+                && e.is_timeout()
+            {
+                guard.timed_out(Port::Api);
+            }
+            drop(draining);
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    drop(draining);
+    let _ = drained.recv().await;
+    Ok(())
 }
+
+/// Largest request head (request line and headers) the API port reads.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;

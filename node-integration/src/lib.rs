@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod genesis;
 pub mod grpc;
+pub mod guard;
 pub mod keys;
 pub mod node;
 pub mod simulate;

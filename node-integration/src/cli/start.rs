@@ -81,6 +81,8 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
             }
         };
         let stream = crate::stream::Stream::start(&node, &home, &config)?;
+        crate::guard::raise_fd_limit();
+        let guard = crate::guard::ConnectionGuard::default();
         let mut tasks = tokio::task::JoinSet::new();
         if config.app.grpc.enable {
             let addr = config.grpc_address(&home)?;
@@ -92,8 +94,9 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
             }
             let routes = routes.routes();
             let stop = stopped();
+            let guard = guard.clone();
             tasks.spawn(async move {
-                crate::grpc::serve(listener, routes, stop)
+                crate::grpc::serve(listener, routes, guard, stop)
                     .await
                     .map_err(|e| anyhow!("gRPC server: {e}"))
             });
@@ -106,6 +109,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
             let registry = config.app.telemetry.enabled.then(|| {
                 let mut r = prometheus_client::registry::Registry::default();
                 node.metrics().register(&mut r);
+                guard.register(&mut r);
                 if let Some(s) = &stream {
                     s.register_metrics(&mut r);
                 }
@@ -113,8 +117,9 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
             });
             let router = crate::api::router(registry, stream.as_ref().map(|s| s.websocket_router()));
             let stop = stopped();
+            let guard = guard.clone();
             tasks.spawn(async move {
-                crate::api::serve(listener, router, stop)
+                crate::api::serve(listener, router, guard, stop)
                     .await
                     .map_err(|e| anyhow!("API server: {e}"))
             });

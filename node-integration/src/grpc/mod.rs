@@ -59,16 +59,26 @@ pub fn routes(
     Ok(routes)
 }
 
-/// Serves `routes` on `addr` until `shutdown` resolves.
+/// HTTP/2 keepalive: a ping after this much silence on a connection...
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+/// ...that must be answered within this, or the connection is closed (a peer that vanished,
+/// or one that holds a connection without speaking HTTP/2).
+const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Serves `routes` on `listener` until `shutdown` resolves. Connections are admitted by
+/// `guard` (handshake deadline, per-client cap on connections still handshaking) and kept
+/// honest by HTTP/2 keepalive.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     routes: Routes,
+    guard: crate::guard::ConnectionGuard,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, shutdown)
+        .serve_with_incoming_shutdown(guard.grpc_incoming(listener), shutdown)
         .await
 }
 
