@@ -281,3 +281,48 @@ async fn no_frame_follows_an_unsubscribed_reply() {
     );
     metrics::wait_for_value(api, "stream_dispatcher_subscriptions", 0.0).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_without_its_key_gets_400_naming_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node = TestNode::start(TestNodeOptions::slow_unbonding()).await;
+    let api = node.api_addr();
+    for path in ["/ws".to_owned(), balance("alice").path()] {
+        let mut tcp = ws_support::client::tcp_from(loopback(1), api)
+            .await
+            .expect("connect");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {api}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).await.expect("send");
+        let mut response = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&response).contains("}") {
+            let n = tokio::time::timeout(ws_support::WAIT, tcp.read(&mut buf))
+                .await
+                .expect("a response in time")
+                .expect("read");
+            if n == 0 {
+                break;
+            }
+            response.extend_from_slice(&buf[..n]);
+        }
+        let response = String::from_utf8_lossy(&response);
+        assert!(response.starts_with("HTTP/1.1 400"), "{path}: {response}");
+        let body: Json =
+            serde_json::from_str(&response[response.find('{').expect("a JSON body")..])
+                .expect("JSON body");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("Sec-WebSocket-Key")),
+            "{path}: {body}"
+        );
+    }
+    let s = metrics::scrape(api).await;
+    assert_eq!(
+        s.get("stream_connection_rejected_total{reason=\"invalid_request\"}"),
+        2.0
+    );
+}

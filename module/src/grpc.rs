@@ -28,10 +28,66 @@ pub struct StreamService {
     handle: Handle,
 }
 
+/// Largest request a stream RPC reads: an address, a denom and a height need a few hundred
+/// bytes; the length prefix of anything larger is refused before its body is buffered.
+pub const MAX_REQUEST_BYTES: usize = 4096;
+
+/// `juno.stream.v1.Query` as served: requests bounded to [`MAX_REQUEST_BYTES`], and a larger
+/// one answered `RESOURCE_EXHAUSTED` (gRPC's code for a message over the receiver's limit;
+/// tonic itself says `OUT_OF_RANGE`) and counted as an invalid request.
+#[derive(Clone)]
+pub struct StreamServer {
+    inner: QueryServer<StreamService>,
+    handle: Handle,
+}
+
+impl tonic::server::NamedService for StreamServer {
+    const NAME: &'static str = <QueryServer<StreamService> as tonic::server::NamedService>::NAME;
+}
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for StreamServer {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower_service::Service::<http::Request<tonic::body::Body>>::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let response = self.inner.call(request);
+        let handle = self.handle.clone();
+        Box::pin(async move {
+            let mut response = response.await?;
+            let too_large = Status::from_header_map(response.headers()).is_some_and(|s| {
+                s.code() == tonic::Code::OutOfRange
+                    && s.message().contains("decoded message length too large")
+            });
+            if too_large {
+                handle.metrics.rejected("invalid_request").inc();
+                let status = Status::resource_exhausted(format!(
+                    "request too large: a stream request is at most {MAX_REQUEST_BYTES} bytes"
+                ));
+                let _ = status.add_header(response.headers_mut());
+            }
+            Ok(response)
+        })
+    }
+}
+
 impl StreamService {
     /// The tonic server for it.
-    pub(crate) fn server(handle: Handle) -> QueryServer<StreamService> {
-        QueryServer::new(StreamService { handle })
+    pub(crate) fn server(handle: Handle) -> StreamServer {
+        let inner = QueryServer::new(StreamService {
+            handle: handle.clone(),
+        })
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
+        StreamServer { inner, handle }
     }
 
     async fn open<T: Send + 'static>(

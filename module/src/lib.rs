@@ -68,7 +68,7 @@ mod ws;
 
 pub use chain::Chain;
 pub use config::{ConfigError, StreamConfig, WebSocketConfig};
-pub use grpc::StreamService;
+pub use grpc::{MAX_REQUEST_BYTES, StreamServer, StreamService};
 pub use limits::LimitsConfig;
 pub use reader::{DecodingReader, KvReader, ReadError, StateReader};
 pub use stream_abci_listener::{BlockCommit, CommitListener};
@@ -80,7 +80,6 @@ use metrics::Metrics;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use stream_proto::juno::stream::v1::query_server::QueryServer;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use window::ReplayWindow;
@@ -193,12 +192,13 @@ impl StreamModule {
     }
 
     /// `juno.stream.v1.Query` for the node's gRPC server.
-    pub fn grpc_service(&self) -> QueryServer<StreamService> {
+    pub fn grpc_service(&self) -> StreamServer {
         StreamService::server(self.handle.clone())
     }
 
     /// The WebSocket routes (`/ws`, `/ws/subscribe/...`) for the node's API server. The
-    /// server needs `into_make_service_with_connect_info::<SocketAddr>()` to know clients.
+    /// server must put `axum::extract::ConnectInfo<SocketAddr>` in each request's extensions
+    /// (as `into_make_service_with_connect_info::<SocketAddr>()` does) to know clients.
     pub fn websocket_router(&self, config: &StreamConfig) -> axum::Router {
         ws::router(self.handle.clone(), config.websocket.clone())
     }

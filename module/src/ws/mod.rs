@@ -111,12 +111,18 @@ impl WsState {
         upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
         headers: &HeaderMap,
     ) -> Result<WebSocketUpgrade, HttpError> {
-        let upgrade = upgrade.map_err(|e| {
-            self.reject(
+        let upgrade = upgrade.map_err(|e| match e {
+            // A WebSocket handshake, but a broken one: the client's bug, not a plain request.
+            WebSocketUpgradeRejection::WebSocketKeyHeaderMissing(_) => self.reject(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("invalid WebSocket handshake: {e}"),
+            ),
+            _ => self.reject(
                 StatusCode::UPGRADE_REQUIRED,
                 "not_websocket",
                 format!("this endpoint speaks WebSocket ({e}); connect with a WebSocket client, e.g. websocat"),
-            )
+            ),
         })?;
         let origin = headers.get("origin").and_then(|o| o.to_str().ok());
         if !self.config.origin_allowed(origin) {
