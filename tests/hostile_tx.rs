@@ -30,10 +30,6 @@ const TWO_POW_256: &str =
 const TWO_POW_256_MINUS_1: &str =
     "115792089237316195423570985008687907853269984665640564039457584007913129639935";
 
-async fn broadcast_once(node: &TestNode, tx_bytes: Vec<u8>) -> TxResponse {
-    node.broadcast(tx_bytes).await
-}
-
 /// Asserts a CheckTx refusal with `code` in codespace sdk, the tx's hash, and a log
 /// containing every one of `words`.
 fn assert_refused(r: &TxResponse, tx: &[u8], code: u32, words: &[&str]) {
@@ -111,26 +107,26 @@ async fn huge_amounts_do_not_stall_blocks_and_are_refused_precisely() {
 
     // Each is refused with a precise error.
     let too_large = format!("Max size is {MAX_TX_BYTES}, but got {}", d1.len());
-    let r = broadcast_once(&node, d1.clone()).await;
+    let r = node.broadcast(d1.clone()).await;
     assert_refused(&r, &d1, 21, &["Tx too large", &too_large]);
-    let r = broadcast_once(&node, in_limit.clone()).await;
+    let r = node.broadcast(in_limit.clone()).await;
     assert_refused(
         &r,
         &in_limit,
         2,
         &["integer out of range", "1000000 digits", "at most 78"],
     );
-    let r = broadcast_once(&node, digits79.clone()).await;
+    let r = node.broadcast(digits79.clone()).await;
     assert_refused(
         &r,
         &digits79,
         2,
         &["integer out of range", "79 digits", "at most 78"],
     );
-    let r = broadcast_once(&node, over.clone()).await;
+    let r = node.broadcast(over.clone()).await;
     assert_refused(&r, &over, 2, &["integer out of range", "257 bits"]);
     // 2^256 - 1 decodes; the unsigned tx then fails the signature check.
-    let r = broadcast_once(&node, max.clone()).await;
+    let r = node.broadcast(max.clone()).await;
     assert_refused(&r, &max, 15, &["no signatures supplied"]);
 }
 
@@ -140,7 +136,7 @@ async fn a_tx_over_max_tx_bytes_is_refused_with_the_size() {
     let node = TestNode::start_default().await;
     let alice = node.signer("alice").await;
     let tx = padded_send(&alice, 2_000_000);
-    let r = broadcast_once(&node, tx.clone()).await;
+    let r = node.broadcast(tx.clone()).await;
     let too_large = format!("Max size is {MAX_TX_BYTES}, but got {}", tx.len());
     assert_refused(&r, &tx, 21, &["Tx too large", &too_large]);
     // Refused before CheckTx: the sequence is not consumed and a normal tx still goes in.
@@ -222,4 +218,61 @@ async fn a_100_mb_request_is_refused_with_resource_exhausted() {
     // The node is unharmed.
     let h = node.height().await;
     node.wait_for_height(h + 2).await;
+}
+
+#[tokio::test]
+async fn init_writes_cometbft_mempool_keys_and_a_bad_value_stops_startup() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let home = dir.path().join("home");
+    let home_str = home.to_str().expect("UTF-8 path");
+    let init = support::streamd(&["init", "--home", home_str]);
+    assert!(init.status.success(), "{}", support::stderr(&init));
+    let path = home.join("config").join("config.toml");
+    let text = std::fs::read_to_string(&path).expect("config.toml");
+    let table: toml::Table = text.parse().expect("TOML");
+    let mempool = table["mempool"].as_table().expect("[mempool]");
+    for (key, value) in [
+        ("size", 5000),
+        ("max_txs_bytes", 1_073_741_824),
+        ("max_tx_bytes", 1_048_576),
+    ] {
+        assert_eq!(mempool[key].as_integer(), Some(value), "[mempool] {key}");
+    }
+
+    let bad = text.replace("max_tx_bytes = 1048576", "max_tx_bytes = 0");
+    std::fs::write(&path, bad).expect("write config.toml");
+    let mut start = std::process::Command::new(support::streamd_bin())
+        .args([
+            "start",
+            "--home",
+            home_str,
+            "--grpc.address",
+            "127.0.0.1:0",
+            "--api.address",
+            "tcp://127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn streamd start");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = start.try_wait().expect("poll streamd") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = start.kill();
+            let _ = start.wait();
+            panic!("streamd started with [mempool] max_tx_bytes = 0");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut start.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert!(!status.success());
+    assert!(
+        stderr.contains("config.toml: key `mempool.max_tx_bytes`: 0 is not in 1..=22020096"),
+        "{stderr}"
+    );
 }
