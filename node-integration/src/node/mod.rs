@@ -4,22 +4,20 @@
 use crate::app::{App, Block, BlockProposal, Committed, DevOp, SlashOutcome, TxOutcome};
 use crate::config::{MAX_BLOCK_BYTES, MempoolSection};
 use crate::state::{Ctx, Params, TxError};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::sync::{oneshot, watch};
 
-/// Committed heights kept for `x-cosmos-block-height` queries (their state; their blocks are
-/// kept within the bounds below).
-pub const KEPT_VERSIONS: usize = 1_000;
+mod history;
+mod mempool;
+
+use history::History;
+pub use history::{KEPT_TX_BYTES, KEPT_TX_RESULTS, KEPT_VERSIONS};
+use mempool::Mempool;
+
 /// Transactions per block at most; the rest wait for the next block.
 pub const MAX_BLOCK_TXS: usize = 5_000;
-/// Transactions whose blocks (bytes and results) are kept for GetTx and GetBlockByHeight.
-pub const KEPT_TX_RESULTS: usize = 100_000;
-/// Bytes of committed transactions kept for GetTx and GetBlockByHeight. The oldest blocks go
-/// first, whole; the latest block is always kept. Together with `MAX_BLOCK_BYTES` this bounds
-/// what committed transactions hold in memory to 64 MiB + one block.
-pub const KEPT_TX_BYTES: usize = 64 << 20;
 
 /// Where a committed transaction landed.
 #[derive(Debug, Clone)]
@@ -38,103 +36,6 @@ pub struct TxRecord {
 
 /// Who waits for a dev operation: told the height it was applied at and its outcome.
 type DevOpWaiter = oneshot::Sender<(i64, SlashOutcome)>;
-
-/// Committed history. State versions and blocks are kept apart, as a Cosmos node keeps its
-/// state store and CometBFT's block store apart: `versions` holds states with their block
-/// header only (no txs), `blocks` holds whole blocks within the tx bounds above, and `txs`
-/// indexes the transactions of `blocks` by hash.
-#[derive(Default)]
-struct History {
-    versions: VecDeque<Arc<Committed>>,
-    /// Consecutive heights ending at the latest.
-    blocks: VecDeque<Arc<Block>>,
-    /// Bytes of the txs in `blocks`.
-    block_bytes: usize,
-    /// Number of txs in `blocks`.
-    block_txs: usize,
-    /// Hash to (height, index in block).
-    txs: HashMap<String, (i64, usize)>,
-}
-
-impl History {
-    fn push(&mut self, c: &Arc<Committed>) {
-        let b = &c.block;
-        self.versions.push_back(Arc::new(Committed {
-            block: Arc::new(Block {
-                height: b.height,
-                time: b.time,
-                hash: b.hash,
-                txs: Vec::new(),
-                results: Vec::new(),
-            }),
-            state: c.state.clone(),
-        }));
-        while self.versions.len() > KEPT_VERSIONS {
-            self.versions.pop_front();
-        }
-        for (index, outcome) in b.results.iter().enumerate() {
-            self.txs.insert(outcome.hash.clone(), (b.height, index));
-        }
-        self.block_bytes += b.txs.iter().map(Vec::len).sum::<usize>();
-        self.block_txs += b.txs.len();
-        self.blocks.push_back(b.clone());
-        while self.blocks.len() > 1
-            && (self.blocks.len() > KEPT_VERSIONS
-                || self.block_bytes > KEPT_TX_BYTES
-                || self.block_txs > KEPT_TX_RESULTS)
-        {
-            let Some(old) = self.blocks.pop_front() else {
-                break;
-            };
-            self.block_bytes -= old.txs.iter().map(Vec::len).sum::<usize>();
-            self.block_txs -= old.txs.len();
-            for (index, outcome) in old.results.iter().enumerate() {
-                // The same bytes may sit in a later block too (a tx that failed there).
-                if self.txs.get(&outcome.hash) == Some(&(old.height, index)) {
-                    self.txs.remove(&outcome.hash);
-                }
-            }
-        }
-    }
-
-    fn block(&self, height: i64) -> Option<&Arc<Block>> {
-        let oldest = self.blocks.front()?.height;
-        let i = usize::try_from(height.checked_sub(oldest)?).ok()?;
-        self.blocks.get(i)
-    }
-}
-
-/// Transactions waiting for a block, and the state CheckTx runs against (the last committed
-/// state plus the ante effects of every tx in `txs`).
-struct Mempool {
-    check: Ctx,
-    txs: VecDeque<Vec<u8>>,
-    /// Sum of the lengths of `txs`.
-    bytes: u64,
-}
-
-impl Mempool {
-    /// CometBFT's admission rule, on sizes only: refuses when the pool holds `size` txs or
-    /// when `tx_len` more bytes would exceed `max_txs_bytes`.
-    fn full(&self, limits: &MempoolSection, tx_len: usize) -> Option<TxError> {
-        let n = self.txs.len() as u64;
-        if n >= limits.size || self.bytes + tx_len as u64 > limits.max_txs_bytes {
-            return Some(TxError::sdk(
-                20,
-                format!(
-                    "mempool is full: number of txs {n} (max: {}), total txs bytes {} (max: {})",
-                    limits.size, self.bytes, limits.max_txs_bytes
-                ),
-            ));
-        }
-        None
-    }
-
-    fn push(&mut self, bytes: Vec<u8>) {
-        self.bytes += bytes.len() as u64;
-        self.txs.push_back(bytes);
-    }
-}
 
 struct Shared {
     app: Mutex<App>,
