@@ -46,6 +46,17 @@ impl TxOutcome {
     }
 }
 
+/// CheckTx's second half, on an already decoded tx: the ante checks against `check`, whose
+/// writes (sequence, fees) stay only if they pass.
+pub fn check_ante(check: &mut Ctx, decoded: &DecodedTx, chain_id: &str) -> Result<(), TxError> {
+    let cp = check.ws.checkpoint();
+    let result = tx::ante(check, decoded, chain_id);
+    if result.is_err() {
+        check.ws.rollback(cp);
+    }
+    result
+}
+
 /// An operation only the dev chain offers, applied at the start of a block.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DevOp {
@@ -177,11 +188,7 @@ impl App {
     pub fn check_tx(&self, check: &mut Ctx, bytes: &[u8]) -> Result<DecodedTx, (String, TxError)> {
         let hash = tx::tx_hash(bytes);
         let decoded = tx::decode_tx(bytes, &self.params.prefixes).map_err(|e| (hash.clone(), e))?;
-        let cp = check.ws.checkpoint();
-        if let Err(e) = tx::ante(check, &decoded, &self.chain_id) {
-            check.ws.rollback(cp);
-            return Err((hash, e));
-        }
+        check_ante(check, &decoded, &self.chain_id).map_err(|e| (hash, e))?;
         Ok(decoded)
     }
 

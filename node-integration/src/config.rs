@@ -71,6 +71,75 @@ pub struct CometConfig {
     /// `[rpc]`.
     #[serde(default)]
     pub rpc: RpcSection,
+    /// `[mempool]`.
+    #[serde(default)]
+    pub mempool: MempoolSection,
+}
+
+/// CometBFT's largest block (`block.max_bytes`, the default consensus parameter): the dev
+/// producer fills blocks up to it, so no tx may be larger.
+pub const MAX_BLOCK_BYTES: u64 = 22_020_096;
+
+/// CometBFT `[mempool]` limits, checked on the raw tx bytes before any decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub struct MempoolSection {
+    /// Transactions the mempool holds at most (CometBFT default 5000).
+    #[serde(default = "default_mempool_size")]
+    pub size: u64,
+    /// Total bytes of the transactions in the mempool at most (default 1 GiB).
+    #[serde(default = "default_max_txs_bytes")]
+    pub max_txs_bytes: u64,
+    /// Largest transaction accepted, in bytes (default 1 MiB).
+    #[serde(default = "default_max_tx_bytes")]
+    pub max_tx_bytes: u64,
+}
+
+fn default_mempool_size() -> u64 {
+    5000
+}
+fn default_max_txs_bytes() -> u64 {
+    1_073_741_824
+}
+fn default_max_tx_bytes() -> u64 {
+    1_048_576
+}
+
+impl Default for MempoolSection {
+    fn default() -> Self {
+        Self {
+            size: default_mempool_size(),
+            max_txs_bytes: default_max_txs_bytes(),
+            max_tx_bytes: default_max_tx_bytes(),
+        }
+    }
+}
+
+impl MempoolSection {
+    /// Checks the values make a usable mempool; the error names the key.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.size == 0 {
+            return Err(("mempool.size", "must be at least 1 (default 5000)".into()));
+        }
+        if self.max_tx_bytes == 0 || self.max_tx_bytes > MAX_BLOCK_BYTES {
+            return Err((
+                "mempool.max_tx_bytes",
+                format!(
+                    "{} is not in 1..={MAX_BLOCK_BYTES} (the largest block; default 1048576)",
+                    self.max_tx_bytes
+                ),
+            ));
+        }
+        if self.max_txs_bytes < self.max_tx_bytes {
+            return Err((
+                "mempool.max_txs_bytes",
+                format!(
+                    "{} is smaller than max_tx_bytes ({}); default 1073741824",
+                    self.max_txs_bytes, self.max_tx_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// CometBFT `[rpc]` limits, applied by the stream module to its connections.
@@ -190,6 +259,14 @@ impl NodeConfig {
         let comet: CometConfig = parse_toml(home, &home.config_toml())?;
         let app: AppConfig = parse_toml(home, &home.app_toml())?;
         let cfg = NodeConfig { comet, app };
+        cfg.comet
+            .mempool
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid {
+                path: home.config_toml(),
+                key,
+                message,
+            })?;
         cfg.grpc_address(home)?;
         cfg.api_address(home)?;
         Ok(cfg)
@@ -257,6 +334,23 @@ max_open_connections = 900
 # Maximum number of unique queries a given client can /subscribe to.
 # The stream module applies it per client IP.
 max_subscriptions_per_client = 5
+
+#######################################################
+###          Mempool Configuration Option          ###
+#######################################################
+[mempool]
+
+# Maximum number of transactions in the mempool (a full mempool refuses with code 20).
+size = 5000
+
+# Limit the total size of all txs in the mempool.
+# This only accounts for raw transactions (e.g. given 1MB transactions and
+# max_txs_bytes=5MB, mempool will only accept 5 transactions).
+max_txs_bytes = 1073741824
+
+# Maximum size of a single transaction (at most the largest block, 22020096).
+# streamd checks it on the raw bytes in BroadcastTx, before decoding: code 21.
+max_tx_bytes = 1048576
 "#
     )
 }
@@ -310,6 +404,61 @@ mod tests {
         assert_eq!(parse_grpc_address(&a.grpc.address).unwrap().port(), 9090);
         assert_eq!(parse_api_address(&a.api.address).unwrap().port(), 1317);
         assert!(a.telemetry.enabled);
+    }
+
+    #[test]
+    fn mempool_keys_default_as_cometbft_and_bad_values_name_the_key() {
+        let c: CometConfig = toml::from_str(&default_config_toml("x")).unwrap();
+        assert_eq!(c.mempool, MempoolSection::default());
+        assert_eq!(
+            (
+                c.mempool.size,
+                c.mempool.max_txs_bytes,
+                c.mempool.max_tx_bytes
+            ),
+            (5000, 1_073_741_824, 1_048_576)
+        );
+        let c: CometConfig = toml::from_str("[mempool]\nmax_tx_bytes = 2048\n").unwrap();
+        assert_eq!((c.mempool.size, c.mempool.max_tx_bytes), (5000, 2048));
+        assert!(c.mempool.validate().is_ok());
+
+        let bad = |text: &str| {
+            let c: CometConfig = toml::from_str(text).unwrap();
+            c.mempool.validate().unwrap_err()
+        };
+        assert_eq!(bad("[mempool]\nsize = 0\n").0, "mempool.size");
+        assert_eq!(
+            bad("[mempool]\nmax_tx_bytes = 0\n").0,
+            "mempool.max_tx_bytes"
+        );
+        assert_eq!(
+            bad("[mempool]\nmax_tx_bytes = 22020097\n").0,
+            "mempool.max_tx_bytes"
+        );
+        let (key, message) = bad("[mempool]\nmax_txs_bytes = 1000\n");
+        assert_eq!(key, "mempool.max_txs_bytes");
+        assert!(
+            message.contains("smaller than max_tx_bytes (1048576)"),
+            "{message}"
+        );
+        // CometBFT writes these as integers; a negative one is a type error naming the key.
+        let e = toml::from_str::<CometConfig>("[mempool]\nsize = -1\n").unwrap_err();
+        assert!(e.to_string().contains("size"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_mempool_value_stops_loading_naming_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home(dir.path().to_owned());
+        std::fs::create_dir_all(dir.path().join("config")).unwrap();
+        let config = default_config_toml("x").replace("size = 5000", "size = 0");
+        std::fs::write(home.config_toml(), config).unwrap();
+        std::fs::write(home.app_toml(), default_app_toml()).unwrap();
+        let e = NodeConfig::load(&home).unwrap_err().to_string();
+        assert!(
+            e.contains("config.toml: key `mempool.size`: must be at least 1"),
+            "{e}"
+        );
     }
 
     #[test]

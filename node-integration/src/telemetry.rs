@@ -18,6 +18,10 @@ pub struct NodeMetrics {
     pub failed_txs: Counter,
     /// Transactions waiting in the mempool.
     pub mempool: Gauge,
+    /// Bytes of the transactions waiting in the mempool (bounded by `max_txs_bytes`).
+    pub mempool_bytes: Gauge,
+    /// Bytes of committed transactions kept for GetTx and GetBlockByHeight.
+    pub kept_tx_bytes: Gauge,
 }
 
 impl Default for NodeMetrics {
@@ -28,6 +32,8 @@ impl Default for NodeMetrics {
             txs: Counter::default(),
             failed_txs: Counter::default(),
             mempool: Gauge::default(),
+            mempool_bytes: Gauge::default(),
+            kept_tx_bytes: Gauge::default(),
         }
     }
 }
@@ -59,6 +65,16 @@ impl NodeMetrics {
             "streamd_mempool_txs",
             "Transactions waiting in the mempool",
             self.mempool.clone(),
+        );
+        registry.register(
+            "streamd_mempool_bytes",
+            "Bytes of the transactions waiting in the mempool",
+            self.mempool_bytes.clone(),
+        );
+        registry.register(
+            "streamd_kept_tx_bytes",
+            "Bytes of committed transactions kept for GetTx and GetBlockByHeight",
+            self.kept_tx_bytes.clone(),
         );
     }
 }

@@ -72,7 +72,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(async move {
-        let node = Node::new(app);
+        let node = Node::new(app, config.comet.mempool);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = move || {
             let mut rx = stop_rx.clone();

@@ -7,13 +7,17 @@
 mod auth;
 mod bank;
 mod dev;
+mod size_limit;
 mod staking;
 mod tendermint;
 mod tx;
 
+pub use size_limit::MAX_REQUEST_BYTES;
+
 use crate::app::Committed;
 use crate::node::{Node, VersionError};
 use cosmos_sdk_proto::cosmos::base::query::v1beta1::{PageRequest, PageResponse};
+use size_limit::SizeLimited;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tonic::metadata::MetadataValue;
@@ -44,18 +48,31 @@ pub fn routes(
         }
         b
     };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let max = MAX_REQUEST_BYTES;
+    let reflection_v1 = reflection().build_v1()?.max_decoding_message_size(max);
+    let reflection_v1alpha = reflection().build_v1alpha()?.max_decoding_message_size(max);
     let mut routes = Routes::builder();
     routes
-        .add_service(bank::service(node.clone()))
-        .add_service(staking::service(node.clone()))
-        .add_service(auth::service(node.clone()))
-        .add_service(tx::service(node.clone()))
-        .add_service(tendermint::service(node.clone()))
-        .add_service(dev::service(node.clone()))
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha);
+        .add_service(SizeLimited(
+            bank::service(node.clone()).max_decoding_message_size(max),
+        ))
+        .add_service(SizeLimited(
+            staking::service(node.clone()).max_decoding_message_size(max),
+        ))
+        .add_service(SizeLimited(
+            auth::service(node.clone()).max_decoding_message_size(max),
+        ))
+        .add_service(SizeLimited(
+            tx::service(node.clone()).max_decoding_message_size(max),
+        ))
+        .add_service(SizeLimited(
+            tendermint::service(node.clone()).max_decoding_message_size(max),
+        ))
+        .add_service(SizeLimited(
+            dev::service(node.clone()).max_decoding_message_size(max),
+        ))
+        .add_service(SizeLimited(reflection_v1))
+        .add_service(SizeLimited(reflection_v1alpha));
     Ok(routes)
 }
 
@@ -115,9 +132,14 @@ fn version<T>(node: &Node, req: &Request<T>) -> Result<Arc<Committed>, Status> {
 
 /// A response stamped with the height it answers at.
 fn at_height<T>(v: &Committed, msg: T) -> Response<T> {
+    at_block_height(v.block.height, msg)
+}
+
+/// A response stamped with `height`.
+fn at_block_height<T>(height: i64, msg: T) -> Response<T> {
     let mut resp = Response::new(msg);
     resp.metadata_mut()
-        .insert(HEIGHT_HEADER, MetadataValue::from(v.block.height));
+        .insert(HEIGHT_HEADER, MetadataValue::from(height));
     resp
 }
 

@@ -1,7 +1,7 @@
 //! `cosmos.base.tendermint.v1beta1.Service`: GetLatestBlock and GetBlockByHeight.
 
-use crate::app::Committed;
-use crate::node::Node;
+use crate::app::Block as NodeBlock;
+use crate::node::{Node, VersionError};
 use crate::state::timestamp;
 use cosmos_sdk_proto::cosmos::base::tendermint::v1beta1::{
     Block as SdkBlock, GetBlockByHeightRequest, GetBlockByHeightResponse, GetLatestBlockRequest,
@@ -20,8 +20,7 @@ pub fn service(node: Node) -> ServiceServer<impl Service> {
 }
 
 /// Block id, CometBFT block and SDK block of a committed height.
-fn parts(node: &Node, c: &Committed) -> (BlockId, Block, SdkBlock) {
-    let b = &c.block;
+fn parts(node: &Node, b: &NodeBlock) -> (BlockId, Block, SdkBlock) {
     let id = BlockId {
         hash: b.hash.to_vec(),
         part_set_header: Some(PartSetHeader {
@@ -68,13 +67,13 @@ impl Service for BlockService {
         &self,
         _req: Request<GetLatestBlockRequest>,
     ) -> Result<Response<GetLatestBlockResponse>, Status> {
-        let c = self
+        let b = self
             .0
-            .version(None)
+            .block(None)
             .map_err(|e| Status::unavailable(e.to_string()))?;
-        let (id, block, sdk) = parts(&self.0, &c);
-        Ok(super::at_height(
-            &c,
+        let (id, block, sdk) = parts(&self.0, &b);
+        Ok(super::at_block_height(
+            b.height,
             GetLatestBlockResponse {
                 block_id: Some(id),
                 block: Some(block),
@@ -93,13 +92,17 @@ impl Service for BlockService {
                 "invalid height {h}: must be positive"
             )));
         }
-        let c = self
-            .0
-            .version(Some(h))
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let (id, block, sdk) = parts(&self.0, &c);
-        Ok(super::at_height(
-            &c,
+        let b = self.0.block(Some(h)).map_err(|e| match e {
+            // Kept within the node's tx bounds, like a CometBFT block store with pruning.
+            VersionError::Pruned { .. } => Status::not_found(format!(
+                "{e}; blocks are kept up to {} MiB of txs",
+                crate::node::KEPT_TX_BYTES >> 20
+            )),
+            _ => Status::invalid_argument(e.to_string()),
+        })?;
+        let (id, block, sdk) = parts(&self.0, &b);
+        Ok(super::at_block_height(
+            b.height,
             GetBlockByHeightResponse {
                 block_id: Some(id),
                 block: Some(block),

@@ -93,10 +93,17 @@ impl Service for TxService {
                 "invalid tx hash {hash:?}: expected 64 hex characters"
             )));
         }
-        let record = self
-            .0
-            .tx(hash)
-            .ok_or_else(|| Status::not_found(format!("tx not found: {hash}")))?;
+        let record = self.0.tx(hash).ok_or_else(|| {
+            let kept = match self.0.oldest_kept_block() {
+                Some(h) => format!("from height {h} on"),
+                None => "none yet".to_owned(),
+            };
+            Status::not_found(format!(
+                "tx not found: {hash} (not committed, or no longer kept: the node keeps the txs of its latest blocks, at most {} txs and {} MiB, {kept})",
+                crate::node::KEPT_TX_RESULTS,
+                crate::node::KEPT_TX_BYTES >> 20
+            ))
+        })?;
         Ok(Response::new(committed_response(&record)))
     }
 }

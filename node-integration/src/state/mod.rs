@@ -54,6 +54,8 @@ impl TxError {
             13 => "insufficient fee",
             15 => "no signatures supplied",
             18 => "invalid request",
+            20 => "mempool is full",
+            21 => "tx too large",
             32 => "incorrect account sequence",
             38 => "not found",
             _ => "error",
