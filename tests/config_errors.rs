@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{stderr, streamd, streamd_bin};
+use support::{TestNode, TestNodeOptions, stderr, streamd, streamd_bin};
 
 /// How long a refused start may take (it reads two files and exits).
 const EXIT_WITHIN: Duration = Duration::from_secs(30);
@@ -93,4 +93,25 @@ fn out_of_range_and_mistyped_stream_settings_stop_the_node_naming_file_and_key()
             "{what}: the error must name app.toml and {key}:\n{text}"
         );
     }
+}
+
+#[tokio::test]
+async fn unknown_keys_in_the_tables_read_are_warned_about_by_name() {
+    // A typo leaves the default in force: the node starts, but says so.
+    let node = TestNode::start(
+        TestNodeOptions::slow_unbonding()
+            .rpc("max_open_conections", 9)
+            .rpc("max_subscriptions_per_client", 3),
+    )
+    .await;
+    node.wait_for_height(2).await;
+    let log = node.log_text();
+    assert!(
+        log.contains("config.toml: [rpc] max_open_conections is not a key"),
+        "the node must warn about the unknown key:\n{log}"
+    );
+    assert!(
+        !log.contains("max_subscriptions_per_client is not a key"),
+        "known keys are not warned about:\n{log}"
+    );
 }

@@ -253,9 +253,120 @@ pub struct NodeConfig {
     pub app: AppConfig,
 }
 
+/// The keys CometBFT v0.38 (with v0.37's older names) knows in the `config.toml` tables the
+/// node reads, and the Cosmos SDK v0.50 knows in `app.toml`'s: anything else is most likely a
+/// typo that silently leaves a default in force, so it is warned about at startup.
+const KNOWN_KEYS: [(&str, &str, &[&str]); 4] = [
+    (
+        "config.toml",
+        "rpc",
+        &[
+            "laddr",
+            "cors_allowed_origins",
+            "cors_allowed_methods",
+            "cors_allowed_headers",
+            "grpc_laddr",
+            "grpc_max_open_connections",
+            "unsafe",
+            "max_open_connections",
+            "max_subscription_clients",
+            "max_subscriptions_per_client",
+            "experimental_subscription_buffer_size",
+            "experimental_websocket_write_buffer_size",
+            "experimental_close_on_slow_client",
+            "timeout_broadcast_tx_commit",
+            "max_request_batch_size",
+            "max_body_bytes",
+            "max_header_bytes",
+            "tls_cert_file",
+            "tls_key_file",
+            "pprof_laddr",
+        ],
+    ),
+    (
+        "config.toml",
+        "mempool",
+        &[
+            "type",
+            "version",
+            "recheck",
+            "broadcast",
+            "wal_dir",
+            "size",
+            "max_txs_bytes",
+            "cache_size",
+            "keep-invalid-txs-in-cache",
+            "max_tx_bytes",
+            "max_batch_bytes",
+            "ttl-duration",
+            "ttl-num-blocks",
+            "experimental_max_gossip_connections_to_persistent_peers",
+            "experimental_max_gossip_connections_to_non_persistent_peers",
+        ],
+    ),
+    (
+        "app.toml",
+        "api",
+        &[
+            "enable",
+            "swagger",
+            "address",
+            "max-open-connections",
+            "rpc-read-timeout",
+            "rpc-write-timeout",
+            "rpc-max-body-bytes",
+            "enabled-unsafe-cors",
+        ],
+    ),
+    (
+        "app.toml",
+        "grpc",
+        &[
+            "enable",
+            "address",
+            "max-recv-msg-size",
+            "max-send-msg-size",
+        ],
+    ),
+];
+
+/// `file: [table] key` for every key of the tables in [`KNOWN_KEYS`] that `text` (the
+/// content of `file`) has and CometBFT / the Cosmos SDK do not know.
+pub fn unknown_keys(file: &str, text: &str) -> Vec<String> {
+    let Ok(doc) = text.parse::<toml::Table>() else {
+        return Vec::new(); // parse errors are reported by the typed parse
+    };
+    let mut unknown = Vec::new();
+    for (in_file, table, known) in KNOWN_KEYS {
+        if in_file != file {
+            continue;
+        }
+        let Some(toml::Value::Table(t)) = doc.get(table) else {
+            continue;
+        };
+        unknown.extend(
+            t.keys()
+                .filter(|k| !known.contains(&k.as_str()))
+                .map(|k| format!("{file}: [{table}] {k}")),
+        );
+    }
+    unknown
+}
+
 impl NodeConfig {
-    /// Loads and validates config.toml and app.toml of `home`.
+    /// Loads and validates config.toml and app.toml of `home`; warns about keys of the
+    /// tables it reads that CometBFT / the Cosmos SDK do not know.
     pub fn load(home: &Home) -> Result<NodeConfig, ConfigError> {
+        for (name, path) in [
+            ("config.toml", home.config_toml()),
+            ("app.toml", home.app_toml()),
+        ] {
+            for key in unknown_keys(name, &home.read(&path)?) {
+                tracing::warn!(
+                    "{key} is not a key CometBFT or the Cosmos SDK knows (a typo?); it is ignored"
+                );
+            }
+        }
         let comet: CometConfig = parse_toml(home, &home.config_toml())?;
         let app: AppConfig = parse_toml(home, &home.app_toml())?;
         let cfg = NodeConfig { comet, app };
@@ -459,6 +570,23 @@ mod tests {
             e.contains("config.toml: key `mempool.size`: must be at least 1"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn unknown_keys_of_the_tables_read_are_named() {
+        let config = "[rpc]\nmax_open_connections = 5\nmax_open_conections = 9\n\
+                      [mempool]\nsize = 1\nmax_tx_byte = 2\n[p2p]\nwhatever = 1\n";
+        assert_eq!(
+            unknown_keys("config.toml", config),
+            [
+                "config.toml: [rpc] max_open_conections",
+                "config.toml: [mempool] max_tx_byte"
+            ]
+        );
+        let app = "[api]\nenable = true\nswagger = false\nadress = \"x\"\n[grpc]\nenable = true\n";
+        assert_eq!(unknown_keys("app.toml", app), ["app.toml: [api] adress"]);
+        assert!(unknown_keys("config.toml", &default_config_toml("m")).is_empty());
+        assert!(unknown_keys("app.toml", &default_app_toml()).is_empty());
     }
 
     #[test]
