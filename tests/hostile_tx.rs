@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use cosmos_sdk_proto::cosmos::base::abci::v1beta1::TxResponse;
 use cosmos_sdk_proto::cosmos::tx::v1beta1::{BroadcastMode, BroadcastTxRequest, GetTxRequest};
-use hostile_support::{Cadence, node_pid, padded_send, rss_bytes, send_with_amount, unsigned};
+use hostile_support::{Cadence, padded_send, send_with_amount, unsigned};
 use support::TestNode;
 use support::tx::tx_hash;
 use tonic::Code;
@@ -154,8 +154,7 @@ async fn many_large_fee_less_txs_do_not_grow_memory() {
     let _serial = SERIAL.lock().await;
     let node = TestNode::start_default().await;
     node.wait_for_height(3).await;
-    let pid = node_pid(&node);
-    let before = rss_bytes(pid);
+    let before = node.rss_bytes();
 
     let mut signer = node.signer("alice").await;
     let mut hashes = Vec::new();
@@ -171,7 +170,7 @@ async fn many_large_fee_less_txs_do_not_grow_memory() {
     assert_eq!(last.code, 0, "{last:?}");
     // A few more blocks, so that whatever the node keeps is all it keeps.
     Cadence::sample(&node, Duration::from_secs(1)).await;
-    let after = rss_bytes(pid);
+    let after = node.rss_bytes();
     let growth = after.saturating_sub(before);
     eprintln!(
         "streamd RSS {} MiB -> {} MiB after {TXS} txs of {PADDING} bytes (growth {} MiB)",

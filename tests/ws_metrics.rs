@@ -535,3 +535,35 @@ async fn the_dispatcher_index_is_emptied_however_a_subscription_ends() {
         assert_eq!(s.get(&subs(kind)), 0.0, "{kind}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mempool_gauges_follow_broadcasts_before_the_next_block() {
+    use support::tx::{msg_send, sign};
+    // [5/11] D8: the gauge used to stay stale until the next block.
+    let node = TestNode::start(TestNodeOptions {
+        block_time: "3s",
+        ..TestNodeOptions::slow_unbonding()
+    })
+    .await;
+    let api = node.api_addr();
+    let h = node.height().await;
+    node.wait_for_height(h + 1).await; // a block just committed: ~3 s until the next
+    let signer = node.signer("alice").await;
+    let tx = sign(
+        &signer,
+        vec![msg_send(&address("alice"), &address("bob"), 5, BOND_DENOM)],
+        "mempool gauge",
+    );
+    let len = tx.len() as f64;
+    let r = node.broadcast(tx).await;
+    assert_eq!(r.code, 0, "CheckTx: {}", r.raw_log);
+    let s = scrape(api).await;
+    assert_eq!(node.height().await, h + 1, "still before the next block");
+    assert_eq!(s.get("streamd_mempool_txs"), 1.0);
+    assert_eq!(s.get("streamd_mempool_bytes"), len);
+    node.wait_for_height(h + 2).await;
+    wait_until(api, "the mempool gauge back at 0 after the block", |s| {
+        s.get("streamd_mempool_txs") == 0.0 && s.get("streamd_mempool_bytes") == 0.0
+    })
+    .await;
+}

@@ -251,6 +251,10 @@ impl Node {
         let result = crate::app::check_ante(&mut pool.check, &decoded, &self.shared.chain_id);
         if result.is_ok() {
             pool.push(bytes);
+            // The gauges follow the pool as it fills, not only at the next block.
+            let m = &self.shared.metrics;
+            m.mempool.set(pool.txs.len() as i64);
+            m.mempool_bytes.set(pool.bytes as i64);
         }
         TxOutcome::new(hash, result)
     }
