@@ -97,6 +97,10 @@ pub async fn serve(
         };
         let Ok(peer) = tcp.peer_addr() else { continue };
         let _ = tcp.set_nodelay(true);
+        // A stalled reader must not have a backlog of stale updates queued in the kernel:
+        // writes wait once this much is unsent, so the stream module's outbox (which keeps
+        // only the newest value) does the skipping.
+        let _ = socket2::SockRef::from(&tcp).set_tcp_notsent_lowat(UNSENT_BYTES);
         // The first request (its headers complete) frees the connection's pending place.
         let pending = std::sync::Mutex::new(Some(pending));
         let router = router.clone();
@@ -132,6 +136,9 @@ pub async fn serve(
     let _ = drained.recv().await;
     Ok(())
 }
+
+/// Bytes a connection may have written but not yet sent (`TCP_NOTSENT_LOWAT`).
+pub const UNSENT_BYTES: u32 = 4 * 1024;
 
 /// Largest request head (request line and headers) the API port reads.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
