@@ -196,6 +196,8 @@ async fn a_client_that_keeps_pinging_but_never_reads_is_cut_by_the_write_timeout
     // A client with a 4 KiB receive buffer subscribes 2,000 times to the dev accounts'
     // balances over `/ws` and never reads. It pings every 300 ms, so it is never idle; the
     // megabytes of updates soon fill the socket buffers and a write of the server blocks.
+    // It never reads from the upgrade on: a server write can block from then on.
+    let stuck_since = Instant::now();
     let mut stuck = RawClient::upgrade_with(api, "/ws", loopback(2), Some(4096)).await;
     let mut id = 0u64;
     for name in ["alice", "bob", "carol", "validator1", "validator2"] {
@@ -210,7 +212,6 @@ async fn a_client_that_keeps_pinging_but_never_reads_is_cut_by_the_write_timeout
                 .expect("send a subscribe request");
         }
     }
-    let stuck_since = Instant::now();
     let pinger = tokio::spawn(async move {
         while stuck.send_ping().await.is_ok() {
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -218,7 +219,10 @@ async fn a_client_that_keeps_pinging_but_never_reads_is_cut_by_the_write_timeout
     });
 
     let cut_after = metrics::wait_for_value(api, "stream_connections", 1.0).await;
-    eprintln!("stuck client cut {cut_after:?} after it stopped reading");
+    eprintln!(
+        "stuck client cut {cut_after:?} after its subscriptions, {:?} after its upgrade",
+        stuck_since.elapsed()
+    );
     let s = metrics::wait_until(api, "the stuck client's subscriptions are gone", |s| {
         s.get("stream_subscriptions{type=\"balances\"}") == 1.0
     })
