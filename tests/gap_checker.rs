@@ -305,11 +305,16 @@ async fn maturities(node: &TestNode, history: &History) -> usize {
                 .iter()
                 .filter_map(|e| e["unbonding_id"].as_u64())
                 .collect();
-            if !times.contains_key(&h) {
-                let t = node.block(h).await.time;
-                times.insert(h, rfc3339(t.seconds, t.nanos));
-            }
-            let block_time = time_key(&times[&h]);
+            let block_time = match times.get(&h) {
+                Some(t) => time_key(t),
+                None => {
+                    let t = node.block(h).await.time;
+                    let t = rfc3339(t.seconds, t.nanos);
+                    let key = time_key(&t);
+                    times.insert(h, t);
+                    key
+                }
+            };
             count += entries(before)
                 .iter()
                 .filter(|e| {

@@ -54,7 +54,15 @@ pub enum Incoming {
     Closed(String),
 }
 
-type Updates = Pin<Box<dyn Stream<Item = Result<(i64, Json), Status>> + Send>>;
+type Updates = Pin<Box<dyn Stream<Item = Result<(i64, Json), ServerError>> + Send>>;
+
+/// A gRPC status as the checker sees it.
+fn server_error(s: &Status) -> ServerError {
+    ServerError {
+        code: format!("{:?}", s.code()),
+        message: s.message().to_owned(),
+    }
+}
 type Ws = WebSocketStream<TcpStream>;
 
 enum Inner {
@@ -129,16 +137,12 @@ impl Conn {
         match &mut self.inner {
             Inner::Grpc { channel, stream } => {
                 *stream = None;
-                let opened =
-                    tokio::time::timeout(OPEN_TIMEOUT, open_grpc(channel.clone(), key, since))
-                        .await
-                        .unwrap_or_else(|_| {
-                            panic!("{} {key:?} not answered within {OPEN_TIMEOUT:?}", key.rpc())
-                        });
-                *stream = Some(opened.map_err(|s| ServerError {
-                    code: format!("{:?}", s.code()),
-                    message: s.message().to_owned(),
-                })?);
+                let open = open_grpc(channel.clone(), key, since);
+                let opened = match tokio::time::timeout(OPEN_TIMEOUT, open).await {
+                    Ok(opened) => opened,
+                    Err(_) => panic!("{} {key:?} not answered within {OPEN_TIMEOUT:?}", key.rpc()),
+                };
+                *stream = Some(opened.map_err(|s| server_error(&s))?);
                 Ok(())
             }
             Inner::Path { ws } => {
@@ -219,15 +223,9 @@ impl Conn {
                         height,
                         value,
                     },
-                    Some(Err(status)) => {
+                    Some(Err(error)) => {
                         *stream = None;
-                        Incoming::Ended {
-                            sub: 0,
-                            error: ServerError {
-                                code: format!("{:?}", status.code()),
-                                message: status.message().to_owned(),
-                            },
-                        }
+                        Incoming::Ended { sub: 0, error }
                     }
                     None => {
                         *stream = None;
@@ -279,12 +277,10 @@ impl Conn {
                 if let Some(e) = pending.pop_front() {
                     return e;
                 }
-                loop {
-                    match read_mux(ws, sids).await {
-                        MuxFrame::Event(e) => return e,
-                        MuxFrame::Reply { id, .. } => {
-                            return Incoming::Closed(format!("unexpected reply to request {id}"));
-                        }
+                match read_mux(ws, sids).await {
+                    MuxFrame::Event(e) => e,
+                    MuxFrame::Reply { id, .. } => {
+                        Incoming::Closed(format!("unexpected reply to request {id}"))
                     }
                 }
             }
@@ -412,7 +408,10 @@ async fn upgrade(api: SocketAddr, path: &str) -> Result<Ws, ServerError> {
 /// Opens the gRPC stream for `key` from `since`, as (height, canonical value) pairs.
 async fn open_grpc(channel: Channel, key: &StreamKey, since: i64) -> Result<Updates, Status> {
     fn boxed<T: Send + 'static>(s: tonic::Streaming<T>, f: fn(T) -> (i64, Json)) -> Updates {
-        Box::pin(s.map(move |r| r.map(f)))
+        Box::pin(s.map(move |r| match r {
+            Ok(m) => Ok(f(m)),
+            Err(s) => Err(server_error(&s)),
+        }))
     }
     /// `found` as sent, so a `found` that disagrees with the object fails the comparison.
     fn with_found(mut v: Json, found: bool) -> Json {
