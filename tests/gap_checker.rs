@@ -267,10 +267,11 @@ async fn every_client_sees_every_change_once_or_an_explicit_error() {
         .filter(|((_, b), _)| *b == Behaviour::Expired)
         .map(|(_, n)| n)
         .sum::<usize>();
+    // Every resume from outside the window that was not refused is already a violation; this
+    // makes sure the path was taken at all.
     assert!(
-        expired == 0 || stats.refusals_expected >= expired,
-        "{expired} clients resumed after the window but only {} refusals were seen",
-        stats.refusals_expected
+        expired == 0 || stats.refusals_expected > 0,
+        "{expired} clients resumed after the window but no refusal was seen"
     );
     assert_eq!(
         scrape.try_get("stream_blocks_dropped_total").unwrap_or(0.0),
