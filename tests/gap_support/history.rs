@@ -40,7 +40,7 @@ impl History {
         self.values.values().map(BTreeMap::len).sum()
     }
 
-    /// Heights in (a, b] at which `key` changed.
+    /// Heights at which `key`'s value differs from the height before.
     pub fn change_heights(&self, key: &StreamKey) -> Vec<i64> {
         let Some(v) = self.values.get(key) else {
             return Vec::new();
