@@ -1,6 +1,7 @@
 //! End-to-end: malformed and wrong-prefix addresses, empty fields, invalid denoms and a
-//! non-zero `since_height` are refused with INVALID_ARGUMENT and a message naming the field,
-//! and cost nothing: open streams keep their updates and refused calls hold no slot.
+//! negative `since_height` or one above the latest height are refused with INVALID_ARGUMENT
+//! and a message naming the field, and cost nothing: open streams keep their updates and
+//! refused calls hold no slot.
 
 mod stream_support;
 mod support;
@@ -134,14 +135,15 @@ fn bad_cases() -> Vec<Case> {
         ),
         case(unbonding(&alice, ""), "validator_address", ""),
     ];
-    // Resuming (since_height) is refused for now, on every RPC.
+    // A negative since_height, or one above the latest height, is refused on every RPC
+    // (resuming from a streamed height is tested in stream_resume.rs).
     for (i, key) in StreamKey::all_six("alice", "validator1")
         .into_iter()
         .enumerate()
     {
         cases.push(Case {
             key,
-            since_height: if i == 0 { -1 } else { 5 },
+            since_height: if i == 0 { -1 } else { 1_000_000 },
             field: "since_height",
             mentions: "",
         });

@@ -3,7 +3,7 @@
 //! `[stream] max_message_size` closes only that client; refusals before the upgrade: 403 for
 //! an Origin outside `[stream] allowed_origins`, 426 for a request that is not a WebSocket
 //! upgrade, 400 for a bad path, address or denom, each with a JSON `{"error": ...}` body and
-//! a `stream_connection_rejected{reason}` count; `?since_height=` (resume, not served yet) is
+//! a `stream_connection_rejected{reason}` count; a `?since_height=` above the latest height is
 //! refused rather than silently ignored.
 
 mod support;
@@ -297,13 +297,12 @@ async fn bad_paths_addresses_and_denoms_get_400_with_a_json_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn since_height_is_refused_not_silently_ignored() {
-    // DESIGN.md 5.6: resume is `?since_height=` on WebSocket. This node does not serve resume
-    // yet, and its gRPC streams refuse `since_height` with INVALID_ARGUMENT; a WebSocket
-    // client asking for it must be refused too (400), not handed a snapshot at the current
-    // height as if nothing had happened in between (a silent gap).
+    // DESIGN.md 5.6: resume is `?since_height=` on WebSocket (tested in stream_resume.rs). A
+    // height this node has not streamed yet is refused (400, as gRPC's INVALID_ARGUMENT), not
+    // handed a snapshot at the current height as if nothing had happened in between.
     let node = TestNode::start(TestNodeOptions::slow_unbonding()).await;
     let api = node.api_addr();
-    let path = format!("{}?since_height=1", balance("alice").path());
+    let path = format!("{}?since_height=1000000", balance("alice").path());
     match WsClient::try_connect(api, &path, loopback(1), &[]).await {
         Err(r) => {
             assert_eq!(r.status, 400, "{r:?}");
@@ -312,7 +311,7 @@ async fn since_height_is_refused_not_silently_ignored() {
         Ok(mut client) => {
             let first = client.next_json().await;
             panic!(
-                "{path}: upgraded and sent {first} (a snapshot, not a replay from height 1): \
+                "{path}: upgraded and sent {first} for a height not streamed yet: \
                  since_height was silently ignored"
             );
         }

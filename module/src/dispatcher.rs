@@ -277,7 +277,8 @@ impl Dispatcher {
             .decode_errors
             .inc_by(decoded.errors.len() as u64);
         let block = Arc::new(RetainedBlock::new(commit.height, decoded.changes));
-        self.window.push(block.clone());
+        self.window
+            .push(block.clone(), self.reader.earliest_height());
         self.height = commit.height;
         self.metrics.blocks_dispatched.inc();
         match self.status {

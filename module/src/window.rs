@@ -79,6 +79,9 @@ struct Blocks {
     base: i64,
     /// The newest height the dispatcher has taken (>= base).
     latest: i64,
+    /// The state reader's oldest readable height as of the newest block: a replay starts with
+    /// a read at its `since_height`, so none can start below this either.
+    readable_from: i64,
     bytes: usize,
 }
 
@@ -101,11 +104,13 @@ impl ReplayWindow {
     }
 
     /// Appends the next block (the dispatcher's; heights are contiguous) and evicts what the
-    /// bounds no longer allow.
-    pub fn push(&self, block: Arc<RetainedBlock>) {
+    /// bounds no longer allow. `readable_from` is the state reader's oldest readable height,
+    /// if it has one, for the oldest-height metric.
+    pub fn push(&self, block: Arc<RetainedBlock>, readable_from: Option<i64>) {
         let mut w = self.inner.write().expect("window lock");
         debug_assert_eq!(block.height, w.latest + 1);
         w.latest = block.height;
+        w.readable_from = readable_from.unwrap_or(0);
         w.bytes += block.bytes;
         w.blocks.push_back(block);
         while w.blocks.len() > self.max_blocks || w.bytes > self.max_bytes {
@@ -130,7 +135,10 @@ impl ReplayWindow {
     }
 
     fn observe(&self, w: &Blocks) {
-        self.metrics.replay_oldest_height.set(w.base);
+        // What a resume can really start from (the refusal names the same height).
+        self.metrics
+            .replay_oldest_height
+            .set(w.base.max(w.readable_from));
         self.metrics.replay_window_blocks.set(w.blocks.len() as i64);
         self.metrics.replay_window_bytes.set(w.bytes as i64);
     }
@@ -173,7 +181,7 @@ mod tests {
         let m = Arc::new(Metrics::default());
         let w = ReplayWindow::new(3, usize::MAX, m.clone());
         for h in 1..=5 {
-            w.push(block(h, 1));
+            w.push(block(h, 1), None);
         }
         assert_eq!(w.bounds(), (2, 5));
         assert_eq!(w.after(1, 10).unwrap_err(), Evicted { oldest: 2 });
@@ -188,7 +196,7 @@ mod tests {
         let one = block(1, 10).bytes;
         let w = ReplayWindow::new(1000, 2 * one + one / 2, m.clone());
         for h in 1..=6 {
-            w.push(block(h, 10));
+            w.push(block(h, 10), None);
         }
         assert_eq!(w.bounds(), (4, 6));
         assert!(m.replay_window_bytes.get() as usize <= 2 * one + one / 2);
@@ -196,15 +204,31 @@ mod tests {
         w.reset(9);
         assert_eq!(w.bounds(), (9, 9));
         assert_eq!(w.after(8, 1).unwrap_err(), Evicted { oldest: 9 });
-        w.push(block(10, 1));
+        w.push(block(10, 1), None);
         assert_eq!(w.after(9, 5).unwrap().len(), 1);
     }
 
     #[test]
     fn a_zero_window_keeps_nothing_but_the_height() {
         let w = ReplayWindow::new(0, usize::MAX, Arc::new(Metrics::default()));
-        w.push(block(1, 1));
-        w.push(block(2, 1));
+        w.push(block(1, 1), None);
+        w.push(block(2, 1), None);
         assert_eq!(w.bounds(), (2, 2));
+    }
+
+    #[test]
+    fn the_oldest_height_metric_is_what_a_resume_can_start_from() {
+        // A window longer than the state the reader keeps: the reader binds, and the metric
+        // must say so (a resume below it is refused naming the reader's oldest height).
+        let m = Arc::new(Metrics::default());
+        let w = ReplayWindow::new(100, usize::MAX, m.clone());
+        for h in 1..=10 {
+            w.push(block(h, 1), Some(h - 3));
+        }
+        assert_eq!(w.bounds(), (0, 10));
+        assert_eq!(m.replay_oldest_height.get(), 7);
+        // A reader without a horizon leaves the window's own bound.
+        w.push(block(11, 1), None);
+        assert_eq!(m.replay_oldest_height.get(), 0);
     }
 }
