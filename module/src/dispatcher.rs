@@ -32,6 +32,8 @@ pub(crate) type SubscriptionId = u64;
 /// State reads in flight at once (snapshots and resyncs), so a burst of subscribers cannot
 /// flood the node's state reader (in plugin mode: the host node's gRPC queries).
 const READ_CONCURRENCY: usize = 64;
+/// Subscribe / attach commands handled between two looks at the block queue.
+const COMMAND_BATCH: usize = 16;
 
 /// A resumed subscription's state at `height`, handed from its replay to the dispatcher.
 pub(crate) struct ReplayState {
@@ -187,7 +189,7 @@ impl Dispatcher {
         };
         loop {
             tokio::select! {
-                biased;
+                biased; // blocks first: nothing a client does delays a commit's updates
                 _ = shutting_down(&mut inputs.shutdown) => break,
                 Some(block) = inputs.blocks.recv() => {
                     d.metrics.dispatcher_lag_blocks.set(inputs.blocks.len() as i64);
@@ -207,7 +209,10 @@ impl Dispatcher {
                 }
                 Some(cmd) = inputs.commands.recv() => {
                     d.on_command(cmd);
-                    while let Ok(cmd) = inputs.commands.try_recv() {
+                    // A burst of subscribers is taken in small batches, so that a block
+                    // arriving meanwhile waits for a batch at most, not for the burst.
+                    for _ in 1..COMMAND_BATCH {
+                        let Ok(cmd) = inputs.commands.try_recv() else { break };
                         d.on_command(cmd);
                     }
                 }
