@@ -41,6 +41,9 @@ pub enum RequestError {
     /// `since_height` that is not a height (WebSocket query or `/ws` params).
     #[error("since_height {0:?} is not a height; expected an integer from 0 to {max}", max = i64::MAX)]
     SinceHeight(String),
+    /// A query parameter given more than once (`?since_height=1&since_height=2`).
+    #[error("{0} is given more than once; give it once")]
+    Repeated(&'static str),
     /// A WebSocket path parameter that is not UTF-8 once percent-decoded (`%FF`).
     #[error(
         "the {0} in the path is not valid UTF-8 once percent-decoded; send it as text, e.g. a bech32 address or a denom"

@@ -453,7 +453,10 @@ mod tests {
 
     #[test]
     fn ids_are_echoed_exactly_whatever_their_size() {
+        // Beyond f64's range too (from the ws_control corpus: id_beyond_any_float).
+        let huge = format!("1844{}", "5".repeat(330));
         for id in [
+            huge.as_str(),
             "18446744073709551616",
             "-123456789012345678901234567890",
             "9007199254740993",

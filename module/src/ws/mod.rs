@@ -168,12 +168,17 @@ pub(crate) fn router(handle: Handle, config: WebSocketConfig) -> Router {
             "/ws/subscribe/staking/unbonding-delegation/{delegator}/{validator}",
             get(path_route("staking/unbonding-delegation")),
         )
+        // `{*rest}` needs at least one character: `/ws/` itself would get the router's
+        // empty 404 (found by the ws_request fuzz target).
+        .route("/ws/", get(unknown_path))
         .route("/ws/{*rest}", get(unknown_path))
         .with_state(state)
 }
 
 type PathParams = Result<Path<HashMap<String, String>>, PathRejection>;
-type QueryParams = Result<Query<HashMap<String, String>>, QueryRejection>;
+/// In order and with repeats, so that a repeated `since_height` is refused rather than one of
+/// its values picked.
+type QueryParams = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 /// A path the router matched but could not hand over (a `%FF` segment), in our words: the
 /// extractor's own answer would be a plain-text 400 that no metric counts.
@@ -237,8 +242,12 @@ async fn single(
 ) -> Result<Response, HttpError> {
     let Path(params) = params.map_err(|e| ws.bad_request(path_error(e)))?;
     let Query(query) = query.map_err(|e| ws.bad_request(query_error(e)))?;
-    let start = request::start_from(query.get("since_height").map(String::as_str))
-        .map_err(|e| ws.bad_request(e))?;
+    let mut since = query.iter().filter(|(k, _)| k == "since_height");
+    let since_height = since.next().map(|(_, v)| v.as_str());
+    if since.next().is_some() {
+        return Err(ws.bad_request(RequestError::Repeated("since_height")));
+    }
+    let start = request::start_from(since_height).map_err(|e| ws.bad_request(e))?;
     let key: SubscriptionKey = parse_stream(&ws.handle.chain, stream, |k| {
         params.get(k).map(String::as_str)
     })
@@ -356,6 +365,28 @@ mod tests {
         }
     }
 
+    /// Found by the ws_request fuzz target (corpus/ws_request/regression_ws_slash): `/ws/`
+    /// got the router's empty 404.
+    #[test]
+    fn unknown_paths_under_ws_get_our_json_400() {
+        let routes = WsRoutes::new();
+        for path in [
+            "/ws/",
+            "/ws//",
+            "/ws/subscribe",
+            "/ws/subscribe/bank/balances/",
+        ] {
+            let (status, body) = refused(&routes, path);
+            assert_eq!(status, 400, "{path}");
+            assert_eq!(
+                body["error"],
+                format!(
+                    "unknown stream path {path}; use /ws or /ws/subscribe/{{bank/balance,bank/balances,staking/delegations,staking/delegation,staking/unbonding-delegations,staking/unbonding-delegation}}/..."
+                )
+            );
+        }
+    }
+
     #[test]
     fn bad_query_strings_and_good_requests_without_upgrade_are_json_too() {
         let routes = WsRoutes::new();
@@ -370,6 +401,15 @@ mod tests {
         assert_eq!(
             body["error"],
             "since_height \"\u{fffd}\" is not a height; expected an integer from 0 to 9223372036854775807"
+        );
+        let (status, body) = refused(
+            &routes,
+            &format!("/ws/subscribe/bank/balances/{alice}?since_height=1&since_height=x"),
+        );
+        assert_eq!(status, 400);
+        assert_eq!(
+            body["error"],
+            "since_height is given more than once; give it once"
         );
         let (status, body) = refused(&routes, &format!("/ws/subscribe/bank/balances/{alice}"));
         assert_eq!(status, 426);
