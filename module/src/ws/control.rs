@@ -263,14 +263,14 @@ pub fn parse(chain: &Chain, metrics: &Metrics, message: &str) -> Result<Request,
                 .map_err(|e| refused(error(&id, 400, e.to_string())))?;
             let mut values = BTreeMap::new();
             for name in STREAM_PARAMS {
+                let expected = match name {
+                    "denom" => format!("a denom such as {}", chain.bond_denom),
+                    "validator" => format!("a {}1... address", chain.validator_prefix),
+                    _ => format!("a {}1... address", chain.account_prefix),
+                };
                 let field = format!("params.{name}");
-                if let Some(v) = text(
-                    &id,
-                    &field,
-                    params.get(name).copied(),
-                    "see the stream's fields",
-                )
-                .map_err(refused)?
+                if let Some(v) =
+                    text(&id, &field, params.get(name).copied(), &expected).map_err(refused)?
                 {
                     values.insert(name, v);
                 }
@@ -416,7 +416,7 @@ mod tests {
             (
                 reply(
                     "7",
-                    "params.address must be a string (see the stream's fields), got a number"
+                    "params.address must be a string (a juno1... address), got a number"
                 ),
                 1
             )
