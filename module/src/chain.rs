@@ -38,9 +38,25 @@ pub enum RequestError {
         "since_height must be 0 (no resume: snapshot first) or a height to resume after, got {0}"
     )]
     NegativeSinceHeight(i64),
-    /// `since_height` that is not an integer (WebSocket query or `/ws` params).
-    #[error("since_height {0:?} is not an integer")]
+    /// `since_height` that is not a height (WebSocket query or `/ws` params).
+    #[error("since_height {0:?} is not a height; expected an integer from 0 to {max}", max = i64::MAX)]
     SinceHeight(String),
+    /// A query parameter given more than once (`?since_height=1&since_height=2`).
+    #[error("{0} is given more than once; give it once")]
+    Repeated(&'static str),
+    /// A WebSocket path parameter that is not UTF-8 once percent-decoded (`%FF`).
+    #[error(
+        "the {0} in the path is not valid UTF-8 once percent-decoded; send it as text, e.g. a bech32 address or a denom"
+    )]
+    PathNotUtf8(String),
+    /// A WebSocket path or query string the router could not read otherwise.
+    #[error("unreadable request {part}: {reason}")]
+    Unreadable {
+        /// `path` or `query string`.
+        part: &'static str,
+        /// What the router said.
+        reason: String,
+    },
 }
 
 /// Where a request's `since_height` starts its subscription: 0 = snapshot, N > 0 = every

@@ -1,12 +1,14 @@
 //! `juno.stream.v1.Query`: the six server-streaming RPCs. Handlers stay thin: parse the
 //! request into a `SubscriptionKey`, admit it, subscribe, and render each update.
 
-use crate::chain::{Chain, RequestError, start_from};
+mod request;
+
+pub(crate) use request::{StreamRequest, invalid_argument, parse_request};
+
 use crate::handle::{Handle, Subscription};
-use crate::key::SubscriptionKey;
 use crate::limits::{ConnectionPermit, LimitError};
 use crate::outbox::{CloseReason, Next};
-use crate::value::{Coin, DelegationValue, UnbondingValue, Update, Value};
+use crate::value::{Coin, DelegationValue, UnbondingValue, Update, Value, unix_time};
 use cosmos_sdk_proto::cosmos::base::v1beta1::Coin as ProtoCoin;
 use cosmos_sdk_proto::cosmos::staking::v1beta1::{
     Delegation, DelegationResponse, UnbondingDelegation, UnbondingDelegationEntry,
@@ -14,7 +16,6 @@ use cosmos_sdk_proto::cosmos::staking::v1beta1::{
 use futures_util::Stream;
 use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
-use std::time::UNIX_EPOCH;
 use stream_proto::juno::stream::v1::query_server::{Query, QueryServer};
 use stream_proto::juno::stream::v1::*;
 use tonic::{Request, Response, Status};
@@ -93,17 +94,14 @@ impl StreamService {
     async fn open<T: Send + 'static>(
         &self,
         client: Option<std::net::SocketAddr>,
-        since_height: i64,
-        key: impl FnOnce(&Chain) -> Result<SubscriptionKey, RequestError>,
+        request: &impl StreamRequest,
         render: fn(&Update) -> Option<T>,
     ) -> Result<Response<ResponseStream<T>>, Status> {
         let h = &self.handle;
-        let (start, key) = start_from(since_height)
-            .and_then(|start| Ok((start, key(&h.chain)?)))
-            .map_err(|e| {
-                h.metrics.rejected("invalid_request").inc();
-                Status::invalid_argument(e.to_string())
-            })?;
+        let (start, key) = parse_request(&h.chain, request).map_err(|e| {
+            h.metrics.rejected("invalid_request").inc();
+            invalid_argument(e)
+        })?;
         let ip = client
             .map(|a| a.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
@@ -171,7 +169,7 @@ fn delegation(d: &DelegationValue) -> DelegationResponse {
     }
 }
 
-fn unbonding(u: &UnbondingValue) -> UnbondingDelegation {
+pub(crate) fn unbonding(u: &UnbondingValue) -> UnbondingDelegation {
     UnbondingDelegation {
         delegator_address: u.delegator.clone(),
         validator_address: u.validator.clone(),
@@ -179,15 +177,12 @@ fn unbonding(u: &UnbondingValue) -> UnbondingDelegation {
             .entries
             .iter()
             .map(|e| {
-                let t = e
-                    .completion_time
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default();
+                let (seconds, nanos) = unix_time(e.completion_time);
                 UnbondingDelegationEntry {
                     creation_height: e.creation_height,
                     completion_time: Some(cosmos_sdk_proto::Timestamp {
-                        seconds: t.as_secs() as i64,
-                        nanos: t.subsec_nanos() as i32,
+                        seconds,
+                        nanos: nanos as i32,
                     }),
                     initial_balance: e.initial_balance.to_string(),
                     balance: e.balance.to_string(),
@@ -213,23 +208,13 @@ impl Query for StreamService {
         req: Request<StreamBalanceRequest>,
     ) -> Result<Response<Self::StreamBalanceStream>, Status> {
         let (client, r) = (req.remote_addr(), req.into_inner());
-        self.open(
-            client,
-            r.since_height,
-            |c| {
-                Ok(SubscriptionKey::Balance {
-                    address: c.account("address", &r.address)?,
-                    denom: c.denom(&r.denom)?,
-                })
-            },
-            |u| match u.value.as_ref() {
-                Value::Balance(b) => Some(StreamBalanceResponse {
-                    balance: Some(coin(b)),
-                    height: u.height,
-                }),
-                _ => None,
-            },
-        )
+        self.open(client, &r, |u| match u.value.as_ref() {
+            Value::Balance(b) => Some(StreamBalanceResponse {
+                balance: Some(coin(b)),
+                height: u.height,
+            }),
+            _ => None,
+        })
         .await
     }
 
@@ -238,22 +223,13 @@ impl Query for StreamService {
         req: Request<StreamAllBalancesRequest>,
     ) -> Result<Response<Self::StreamAllBalancesStream>, Status> {
         let (client, r) = (req.remote_addr(), req.into_inner());
-        self.open(
-            client,
-            r.since_height,
-            |c| {
-                Ok(SubscriptionKey::Balances {
-                    address: c.account("address", &r.address)?,
-                })
-            },
-            |u| match u.value.as_ref() {
-                Value::Balances(b) => Some(StreamAllBalancesResponse {
-                    balances: b.iter().map(coin).collect(),
-                    height: u.height,
-                }),
-                _ => None,
-            },
-        )
+        self.open(client, &r, |u| match u.value.as_ref() {
+            Value::Balances(b) => Some(StreamAllBalancesResponse {
+                balances: b.iter().map(coin).collect(),
+                height: u.height,
+            }),
+            _ => None,
+        })
         .await
     }
 
@@ -262,22 +238,13 @@ impl Query for StreamService {
         req: Request<StreamDelegationsRequest>,
     ) -> Result<Response<Self::StreamDelegationsStream>, Status> {
         let (client, r) = (req.remote_addr(), req.into_inner());
-        self.open(
-            client,
-            r.since_height,
-            |c| {
-                Ok(SubscriptionKey::Delegations {
-                    delegator: c.account("delegator_address", &r.delegator_address)?,
-                })
-            },
-            |u| match u.value.as_ref() {
-                Value::Delegations(d) => Some(StreamDelegationsResponse {
-                    delegations: d.iter().map(delegation).collect(),
-                    height: u.height,
-                }),
-                _ => None,
-            },
-        )
+        self.open(client, &r, |u| match u.value.as_ref() {
+            Value::Delegations(d) => Some(StreamDelegationsResponse {
+                delegations: d.iter().map(delegation).collect(),
+                height: u.height,
+            }),
+            _ => None,
+        })
         .await
     }
 
@@ -286,24 +253,14 @@ impl Query for StreamService {
         req: Request<StreamDelegationRequest>,
     ) -> Result<Response<Self::StreamDelegationStream>, Status> {
         let (client, r) = (req.remote_addr(), req.into_inner());
-        self.open(
-            client,
-            r.since_height,
-            |c| {
-                Ok(SubscriptionKey::Delegation {
-                    delegator: c.account("delegator_address", &r.delegator_address)?,
-                    validator: c.validator("validator_address", &r.validator_address)?,
-                })
-            },
-            |u| match u.value.as_ref() {
-                Value::Delegation(d) => Some(StreamDelegationResponse {
-                    delegation: d.as_ref().map(delegation),
-                    height: u.height,
-                    found: d.is_some(),
-                }),
-                _ => None,
-            },
-        )
+        self.open(client, &r, |u| match u.value.as_ref() {
+            Value::Delegation(d) => Some(StreamDelegationResponse {
+                delegation: d.as_ref().map(delegation),
+                height: u.height,
+                found: d.is_some(),
+            }),
+            _ => None,
+        })
         .await
     }
 
@@ -312,22 +269,13 @@ impl Query for StreamService {
         req: Request<StreamUnbondingDelegationsRequest>,
     ) -> Result<Response<Self::StreamUnbondingDelegationsStream>, Status> {
         let (client, r) = (req.remote_addr(), req.into_inner());
-        self.open(
-            client,
-            r.since_height,
-            |c| {
-                Ok(SubscriptionKey::UnbondingDelegations {
-                    delegator: c.account("delegator_address", &r.delegator_address)?,
-                })
-            },
-            |u| match u.value.as_ref() {
-                Value::UnbondingDelegations(d) => Some(StreamUnbondingDelegationsResponse {
-                    delegations: d.iter().map(unbonding).collect(),
-                    height: u.height,
-                }),
-                _ => None,
-            },
-        )
+        self.open(client, &r, |u| match u.value.as_ref() {
+            Value::UnbondingDelegations(d) => Some(StreamUnbondingDelegationsResponse {
+                delegations: d.iter().map(unbonding).collect(),
+                height: u.height,
+            }),
+            _ => None,
+        })
         .await
     }
 
@@ -336,24 +284,14 @@ impl Query for StreamService {
         req: Request<StreamUnbondingDelegationRequest>,
     ) -> Result<Response<Self::StreamUnbondingDelegationStream>, Status> {
         let (client, r) = (req.remote_addr(), req.into_inner());
-        self.open(
-            client,
-            r.since_height,
-            |c| {
-                Ok(SubscriptionKey::UnbondingDelegation {
-                    delegator: c.account("delegator_address", &r.delegator_address)?,
-                    validator: c.validator("validator_address", &r.validator_address)?,
-                })
-            },
-            |u| match u.value.as_ref() {
-                Value::UnbondingDelegation(d) => Some(StreamUnbondingDelegationResponse {
-                    delegation: d.as_ref().map(unbonding),
-                    height: u.height,
-                    found: d.is_some(),
-                }),
-                _ => None,
-            },
-        )
+        self.open(client, &r, |u| match u.value.as_ref() {
+            Value::UnbondingDelegation(d) => Some(StreamUnbondingDelegationResponse {
+                delegation: d.as_ref().map(unbonding),
+                height: u.height,
+                found: d.is_some(),
+            }),
+            _ => None,
+        })
         .await
     }
 }

@@ -21,15 +21,31 @@ fn delegation(d: &DelegationValue) -> Json {
     })
 }
 
+/// Seconds in 400 Gregorian years: the calendar repeats after them, to the day.
+const GREGORIAN_CYCLE_SECONDS: u64 = 146_097 * 86_400;
+
 /// RFC 3339 in UTC; nine fractional digits when the time has a fractional second, none
-/// otherwise.
+/// otherwise. The decoder admits the protobuf range (years 1 to 9999); a time before 1970,
+/// which the formatter cannot take, is moved 2000 years (five cycles) later and its year
+/// moved back in the text.
 fn time(t: std::time::SystemTime) -> String {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    if since.subsec_nanos() == 0 {
-        humantime::format_rfc3339_seconds(t).to_string()
+    let (cycles, shifted) = if t < UNIX_EPOCH {
+        (5, t + Duration::from_secs(5 * GREGORIAN_CYCLE_SECONDS))
     } else {
-        humantime::format_rfc3339_nanos(t).to_string()
+        (0, t)
+    };
+    let since = shifted.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let text = if since.subsec_nanos() == 0 {
+        humantime::format_rfc3339_seconds(shifted).to_string()
+    } else {
+        humantime::format_rfc3339_nanos(shifted).to_string()
+    };
+    if cycles == 0 {
+        return text;
     }
+    // "YYYY-..." with 1970 <= YYYY < 4000 here.
+    let year: u32 = text[..4].parse().expect("a four-digit year");
+    format!("{:04}{}", year - 400 * cycles, &text[4..])
 }
 
 fn entry(e: &UnbondingEntry) -> Json {
@@ -164,5 +180,20 @@ mod tests {
             json!({"unbonding_delegation":null,"found":false,"height":47})
         );
         assert!(time(SystemTime::UNIX_EPOCH + Duration::new(1, 5)).ends_with(".000000005Z"));
+    }
+
+    /// Found by reading for the decode_pair fuzz target: the decoder admits completion times
+    /// from year 1 (protobuf's range), and the formatter panicked on any time before 1970.
+    #[test]
+    fn times_before_1970_render_instead_of_panicking() {
+        let before = |secs: u64, nanos: u32| UNIX_EPOCH - Duration::new(secs, nanos);
+        assert_eq!(time(before(1, 0)), "1969-12-31T23:59:59Z");
+        assert_eq!(time(before(0, 1)), "1969-12-31T23:59:59.999999999Z");
+        assert_eq!(time(before(62_135_596_800, 0)), "0001-01-01T00:00:00Z");
+        // 1900 is not a leap year, 1600 is.
+        assert_eq!(time(before(2_203_891_200, 0)), "1900-03-01T00:00:00Z");
+        assert_eq!(time(before(11_670_998_400, 0)), "1600-02-29T00:00:00Z");
+        let latest = UNIX_EPOCH + Duration::new(253_402_300_799, 999_999_999);
+        assert_eq!(time(latest), "9999-12-31T23:59:59.999999999Z");
     }
 }

@@ -52,6 +52,8 @@
 mod chain;
 pub mod config;
 mod dispatcher;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod grpc;
 mod handle;
 mod json;

@@ -2,7 +2,7 @@
 //! WebSocket layers render it; the dispatcher computes it once per topic per block.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use stream_abci_listener::{Dec, Int, UnbondingEntry};
 
 /// A coin.
@@ -83,5 +83,43 @@ impl Update {
     pub fn json(&self) -> &str {
         self.json
             .get_or_init(|| crate::json::render(self.height, &self.value))
+    }
+}
+
+/// `t` as protobuf `Timestamp` parts: whole seconds since the Unix epoch (negative before
+/// it) and the non-negative nanoseconds that follow them. The decoder admits the protobuf
+/// range, years 1 to 9999, so times before 1970 must not collapse onto the epoch.
+pub fn unix_time(t: SystemTime) -> (i64, u32) {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(after) => (after.as_secs() as i64, after.subsec_nanos()),
+        Err(e) => {
+            let before = e.duration();
+            let seconds = -(before.as_secs() as i64);
+            match before.subsec_nanos() {
+                0 => (seconds, 0),
+                n => (seconds - 1, 1_000_000_000 - n),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn unix_time_keeps_times_before_the_epoch() {
+        assert_eq!(unix_time(UNIX_EPOCH + Duration::new(5, 7)), (5, 7));
+        assert_eq!(unix_time(UNIX_EPOCH - Duration::new(1, 0)), (-1, 0));
+        // protobuf: nanos count forward from the (earlier) whole second.
+        assert_eq!(
+            unix_time(UNIX_EPOCH - Duration::new(1, 500_000_000)),
+            (-2, 500_000_000)
+        );
+        assert_eq!(
+            unix_time(UNIX_EPOCH - Duration::new(62_135_596_800, 0)),
+            (-62_135_596_800, 0)
+        );
     }
 }

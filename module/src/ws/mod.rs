@@ -5,7 +5,7 @@
 //! a `stream_connection_rejected{reason}` count.
 
 mod connection;
-mod control;
+pub(crate) mod control;
 mod request;
 
 use crate::chain::RequestError;
@@ -15,6 +15,8 @@ use crate::key::SubscriptionKey;
 use crate::limits::LimitError;
 use crate::outbox::CloseReason;
 use axum::Router;
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -175,11 +177,42 @@ pub(crate) fn router(handle: Handle, config: WebSocketConfig) -> Router {
             "/ws/subscribe/staking/unbonding-delegation/{delegator}/{validator}",
             get(path_route("staking/unbonding-delegation")),
         )
+        // `{*rest}` needs at least one character: `/ws/` itself would get the router's
+        // empty 404 (found by the ws_request fuzz target).
+        .route("/ws/", get(unknown_path))
         .route("/ws/{*rest}", get(unknown_path))
         .with_state(state)
 }
 
-type PathParams = Path<HashMap<String, String>>;
+type PathParams = Result<Path<HashMap<String, String>>, PathRejection>;
+/// In order and with repeats, so that a repeated `since_height` is refused rather than one of
+/// its values picked.
+type QueryParams = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// A path the router matched but could not hand over (a `%FF` segment), in our words: the
+/// extractor's own answer would be a plain-text 400 that no metric counts.
+fn path_error(e: PathRejection) -> RequestError {
+    match &e {
+        PathRejection::FailedToDeserializePathParams(p) => match p.kind() {
+            ErrorKind::InvalidUtf8InPathParam { key } => RequestError::PathNotUtf8(key.clone()),
+            _ => RequestError::Unreadable {
+                part: "path",
+                reason: e.body_text(),
+            },
+        },
+        _ => RequestError::Unreadable {
+            part: "path",
+            reason: e.body_text(),
+        },
+    }
+}
+
+fn query_error(e: QueryRejection) -> RequestError {
+    RequestError::Unreadable {
+        part: "query string",
+        reason: e.body_text(),
+    }
+}
 
 /// A handler for one of the six single-subscription routes.
 #[allow(clippy::type_complexity)]
@@ -190,14 +223,14 @@ fn path_route(
     ConnectInfo<SocketAddr>,
     HeaderMap,
     PathParams,
-    Query<HashMap<String, String>>,
+    QueryParams,
     Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
 + Clone
 + Send
 + Sync
 + 'static {
-    move |State(ws), ConnectInfo(peer), headers, Path(params), Query(query), upgrade| {
+    move |State(ws), ConnectInfo(peer), headers, params, query, upgrade| {
         Box::pin(async move {
             match single(ws, peer, headers, stream, params, query, upgrade).await {
                 Ok(r) => r,
@@ -212,12 +245,18 @@ async fn single(
     peer: SocketAddr,
     headers: HeaderMap,
     stream: &'static str,
-    params: HashMap<String, String>,
-    query: HashMap<String, String>,
+    params: PathParams,
+    query: QueryParams,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, HttpError> {
-    let start = request::start_from(query.get("since_height").map(String::as_str))
-        .map_err(|e| ws.bad_request(e))?;
+    let Path(params) = params.map_err(|e| ws.bad_request(path_error(e)))?;
+    let Query(query) = query.map_err(|e| ws.bad_request(query_error(e)))?;
+    let mut since = query.iter().filter(|(k, _)| k == "since_height");
+    let since_height = since.next().map(|(_, v)| v.as_str());
+    if since.next().is_some() {
+        return Err(ws.bad_request(RequestError::Repeated("since_height")));
+    }
+    let start = request::start_from(since_height).map_err(|e| ws.bad_request(e))?;
     let key: SubscriptionKey = parse_stream(&ws.handle.chain, stream, |k| {
         params.get(k).map(String::as_str)
     })
@@ -279,4 +318,119 @@ async fn unknown_path(State(ws): State<WsState>, uri: Uri) -> HttpError {
             STREAMS.join(",")
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fuzzing::{HttpReply, WsRoutes};
+    use serde_json::{Value as Json, json};
+
+    fn refused(routes: &WsRoutes, path: &str) -> (u16, Json) {
+        let HttpReply {
+            status,
+            content_type,
+            body,
+            rejected,
+            ..
+        } = routes.get(path).expect("a routable path");
+        assert_eq!(content_type.as_deref(), Some("application/json"), "{path}");
+        let reason = if status == 426 {
+            "not_websocket"
+        } else {
+            "invalid_request"
+        };
+        assert_eq!(rejected, [(reason, 1)].into(), "{path}");
+        (status, serde_json::from_str(&body).expect("JSON"))
+    }
+
+    /// Path parameters that are not UTF-8 once percent-decoded were answered by axum's own
+    /// plain-text 400, uncounted.
+    #[test]
+    fn non_utf8_path_segments_get_our_json_400_and_are_counted() {
+        let routes = WsRoutes::new();
+        let alice = stream_abci_listener::Address::new(vec![9; 20])
+            .unwrap()
+            .to_bech32("juno");
+        for (path, field) in [
+            ("/ws/subscribe/bank/balances/%FF".to_string(), "address"),
+            (
+                format!("/ws/subscribe/bank/balance/{alice}/u%FFjuno"),
+                "denom",
+            ),
+            (
+                format!("/ws/subscribe/bank/balance/{alice}/ibc/%C3"),
+                "denom",
+            ),
+            (
+                "/ws/subscribe/staking/delegations/%80".to_string(),
+                "delegator",
+            ),
+            (
+                format!("/ws/subscribe/staking/unbonding-delegation/{alice}/%FE%FF"),
+                "validator",
+            ),
+        ] {
+            let (status, body) = refused(&routes, &path);
+            assert_eq!(status, 400, "{path}");
+            assert_eq!(
+                body,
+                json!({"error": format!("the {field} in the path is not valid UTF-8 once percent-decoded; send it as text, e.g. a bech32 address or a denom")}),
+                "{path}"
+            );
+        }
+    }
+
+    /// Found by the ws_request fuzz target (corpus/ws_request/regression_ws_slash): `/ws/`
+    /// got the router's empty 404.
+    #[test]
+    fn unknown_paths_under_ws_get_our_json_400() {
+        let routes = WsRoutes::new();
+        for path in [
+            "/ws/",
+            "/ws//",
+            "/ws/subscribe",
+            "/ws/subscribe/bank/balances/",
+        ] {
+            let (status, body) = refused(&routes, path);
+            assert_eq!(status, 400, "{path}");
+            assert_eq!(
+                body["error"],
+                format!(
+                    "unknown stream path {path}; use /ws or /ws/subscribe/{{bank/balance,bank/balances,staking/delegations,staking/delegation,staking/unbonding-delegations,staking/unbonding-delegation}}/..."
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn bad_query_strings_and_good_requests_without_upgrade_are_json_too() {
+        let routes = WsRoutes::new();
+        let alice = stream_abci_listener::Address::new(vec![9; 20])
+            .unwrap()
+            .to_bech32("juno");
+        let (status, body) = refused(
+            &routes,
+            &format!("/ws/subscribe/bank/balances/{alice}?since_height=%FF"),
+        );
+        assert_eq!(status, 400);
+        assert_eq!(
+            body["error"],
+            "since_height \"\u{fffd}\" is not a height; expected an integer from 0 to 9223372036854775807"
+        );
+        let (status, body) = refused(
+            &routes,
+            &format!("/ws/subscribe/bank/balances/{alice}?since_height=1&since_height=x"),
+        );
+        assert_eq!(status, 400);
+        assert_eq!(
+            body["error"],
+            "since_height is given more than once; give it once"
+        );
+        let (status, body) = refused(&routes, &format!("/ws/subscribe/bank/balances/{alice}"));
+        assert_eq!(status, 426);
+        assert!(
+            body["error"].as_str().unwrap().contains("WebSocket"),
+            "{body}"
+        );
+    }
 }
