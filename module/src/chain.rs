@@ -121,13 +121,7 @@ impl Chain {
 mod tests {
     use super::*;
 
-    fn juno() -> Chain {
-        Chain {
-            account_prefix: "juno".into(),
-            validator_prefix: "junovaloper".into(),
-            bond_denom: "ujuno".into(),
-        }
-    }
+    use crate::fuzzing::chain as juno;
 
     #[test]
     fn addresses_round_trip_and_prefixes_are_enforced() {

@@ -190,13 +190,7 @@ fn unbonding(d: &Address, v: &Address, balances: &[u64]) -> StoreKVPair {
     }
 }
 
-fn chain() -> Chain {
-    Chain {
-        account_prefix: "juno".into(),
-        validator_prefix: "junovaloper".into(),
-        bond_denom: "ujuno".into(),
-    }
-}
+use crate::fuzzing::chain;
 
 fn module(mem: &Arc<MemoryChain>, block_queue: usize) -> StreamModule {
     let config = StreamConfig {

@@ -110,13 +110,7 @@ mod tests {
     use super::*;
     use stream_abci_listener::Address;
 
-    fn juno() -> Chain {
-        Chain {
-            account_prefix: "juno".into(),
-            validator_prefix: "junovaloper".into(),
-            bond_denom: "ujuno".into(),
-        }
-    }
+    use crate::fuzzing::chain as juno;
 
     fn refusal(r: &impl StreamRequest) -> (tonic::Code, String) {
         let status = invalid_argument(parse_request(&juno(), r).expect_err("refused"));

@@ -376,13 +376,7 @@ mod tests {
     use super::*;
     use stream_abci_listener::Address;
 
-    fn juno() -> Chain {
-        Chain {
-            account_prefix: "juno".into(),
-            validator_prefix: "junovaloper".into(),
-            bond_denom: "ujuno".into(),
-        }
-    }
+    use crate::fuzzing::chain as juno;
 
     fn alice() -> String {
         Address::new(vec![9; 20]).unwrap().to_bech32("juno")

@@ -114,11 +114,7 @@ mod tests {
 
     #[test]
     fn streams_parse_and_name_their_missing_fields() {
-        let chain = Chain {
-            account_prefix: "juno".into(),
-            validator_prefix: "junovaloper".into(),
-            bond_denom: "ujuno".into(),
-        };
+        let chain = crate::fuzzing::chain();
         let e = parse_stream(&chain, "staking/delegation", |_| None).unwrap_err();
         assert!(e.to_string().starts_with("delegator is empty"), "{e}");
         assert!(matches!(

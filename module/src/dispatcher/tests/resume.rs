@@ -47,6 +47,19 @@ async fn closed(s: &Subscription) -> CloseReason {
     }
 }
 
+/// Waits until the dispatcher holds `n` subscriptions (a resumed one counts once its replay
+/// has attached).
+async fn attached(m: &StreamModule, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while m.metrics().dispatcher_subscriptions.get() < n {
+        assert!(
+            Instant::now() < deadline,
+            "the resumed subscription attaches"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test]
 async fn resume_replays_every_change_after_since_then_continues_live() {
     let mem = MemoryChain::new();
@@ -164,15 +177,7 @@ async fn a_resumed_client_that_falls_behind_is_told_where_to_resume_and_loses_no
     let plain = subscribe(&m, balances(&alice)).await;
     assert_eq!(next(&plain).await.0, 1);
     let resumed = open(&m, balances(&alice), Start::Since(1)).await.unwrap();
-    // Wait until the replay has attached (the dispatcher holds two subscriptions).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while m.metrics().dispatcher_subscriptions.get() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the resumed subscription attaches"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    attached(&m, 2).await;
     // Five changes while the client reads nothing: its queue (2) overflows at the third.
     for i in 2..=6 {
         hook.on_commit(mem.commit(vec![balance(&alice, "ujuno", i)]));
@@ -320,14 +325,7 @@ async fn dropped_blocks_end_resumed_subscriptions_explicitly() {
     let plain = subscribe(&m, balances(&alice)).await;
     assert_eq!(next(&plain).await.0, 1);
     let resumed = open(&m, balances(&alice), Start::Since(1)).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while m.metrics().dispatcher_subscriptions.get() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the resumed subscription attaches"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    attached(&m, 2).await;
     let blocks: Vec<_> = (2..=201u64)
         .map(|i| mem.commit(vec![balance(&alice, "ujuno", i)]))
         .collect();
