@@ -4,13 +4,12 @@
 //! queries' answers are rendered into that form (shares as 18-place decimals, completion
 //! times as RFC 3339), so one equality serves all three sources.
 
-use cosmos_sdk_proto::cosmos::staking::v1beta1::{DelegationResponse, UnbondingDelegation};
+use cosmos_sdk_proto::cosmos::staking::v1beta1::DelegationResponse;
 use serde_json::{Value as Json, json};
 
 use crate::stream_support::{StreamKey, StreamValue};
 use crate::support::accounts::{ATOM_DENOM, BOND_DENOM, VALIDATORS};
-use crate::support::queries::time_of;
-use crate::ws_support::expected::{WsStream, dec18, rfc3339};
+use crate::ws_support::expected::{WsStream, dec18, unbonding_json};
 
 /// The streams the gap checker's clients pick from: everything the simulation moves (the
 /// three users' balances, delegations and unbondings, which slashes and maturities also
@@ -104,11 +103,11 @@ pub fn canonical(value: &StreamValue) -> Json {
             json!({"delegation": null, "balance": null, "found": false})
         }
         StreamValue::UnbondingDelegations(us) => {
-            let list: Vec<Json> = us.iter().map(unbonding).collect();
+            let list: Vec<Json> = us.iter().map(unbonding_json).collect();
             json!({ "unbonding_delegations": list })
         }
         StreamValue::UnbondingDelegation(Some(u)) => {
-            json!({"unbonding_delegation": unbonding(u), "found": true})
+            json!({"unbonding_delegation": unbonding_json(u), "found": true})
         }
         StreamValue::UnbondingDelegation(None) => {
             json!({"unbonding_delegation": null, "found": false})
@@ -138,28 +137,5 @@ fn delegation(d: &DelegationResponse) -> Json {
             "shares": dec18(&d.shares),
         })),
         "balance": balance.map(|b| json!({"denom": b.denom, "amount": b.amount})),
-    })
-}
-
-fn unbonding(u: &UnbondingDelegation) -> Json {
-    let entries: Vec<Json> = u
-        .entries
-        .iter()
-        .map(|e| {
-            let t = time_of(&e.completion_time);
-            json!({
-                "creation_height": e.creation_height,
-                "completion_time": rfc3339(t.seconds, t.nanos),
-                "initial_balance": e.initial_balance,
-                "balance": e.balance,
-                "unbonding_id": e.unbonding_id,
-                "unbonding_on_hold_ref_count": e.unbonding_on_hold_ref_count,
-            })
-        })
-        .collect();
-    json!({
-        "delegator_address": u.delegator_address,
-        "validator_address": u.validator_address,
-        "entries": entries,
     })
 }

@@ -184,7 +184,7 @@ fn delegation_json(d: &DelegationResponse) -> Json {
 }
 
 /// The JSON of a standard `UnbondingDelegation`.
-fn unbonding_json(u: &UnbondingDelegation) -> Json {
+pub fn unbonding_json(u: &UnbondingDelegation) -> Json {
     let entries: Vec<Json> = u
         .entries
         .iter()
