@@ -8,8 +8,9 @@
 //!   ([`StreamConfig`]) and CometBFT's `[rpc]` limits ([`LimitsConfig`]);
 //! - it gets a [`CommitListener`] for its commit path (O(1): one `try_send` of a pointer to
 //!   a bounded queue; it never blocks or fails the node), the tonic service
-//!   `juno.stream.v1.Query` for its gRPC server, the WebSocket routes for its API port, and
-//!   the module's [`Metrics`] to register in its telemetry.
+//!   `juno.stream.v1.Query` ([`StreamServer`]: requests bounded to [`MAX_REQUEST_BYTES`]) for
+//!   its gRPC server, the WebSocket routes for its API port, and the `stream_*` metrics to
+//!   register in its telemetry.
 //!
 //! ```no_run
 //! # use std::sync::Arc;
