@@ -330,7 +330,7 @@ const KNOWN_KEYS: [(&str, &str, &[&str]); 4] = [
     ),
 ];
 
-/// `file: [table] key` for every key of the tables in [`KNOWN_KEYS`] that `text` (the
+/// `file: [table] key` for every key of the tables in `KNOWN_KEYS` that `text` (the
 /// content of `file`) has and CometBFT / the Cosmos SDK do not know.
 pub fn unknown_keys(file: &str, text: &str) -> Vec<String> {
     let Ok(doc) = text.parse::<toml::Table>() else {

@@ -202,8 +202,8 @@ impl ConnectionGuard {
     }
 }
 
-/// A gRPC connection that must send [`H2_HANDSHAKE_BYTES`] before its deadline; after
-/// that it is an ordinary TCP stream.
+/// A gRPC connection that must send its HTTP/2 preface and SETTINGS header before its
+/// deadline; after that it is an ordinary TCP stream.
 pub struct Handshaking {
     inner: TcpStream,
     seen: usize,
