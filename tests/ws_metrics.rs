@@ -541,13 +541,13 @@ async fn the_mempool_gauges_follow_broadcasts_before_the_next_block() {
     use support::tx::{msg_send, sign};
     // [5/11] D8: the gauge used to stay stale until the next block.
     let node = TestNode::start(TestNodeOptions {
-        block_time: "3s",
+        block_time: "5s",
         ..TestNodeOptions::slow_unbonding()
     })
     .await;
     let api = node.api_addr();
     let h = node.height().await;
-    node.wait_for_height(h + 1).await; // a block just committed: ~3 s until the next
+    node.wait_for_height(h + 1).await; // a block just committed: ~5 s until the next
     let signer = node.signer("alice").await;
     let tx = sign(
         &signer,
