@@ -195,6 +195,8 @@ pub async fn run(
         publisher.write_all(&batch).await?;
         publisher.flush().await?;
     }
+    // The last tick's interval belongs to the window too.
+    tokio::time::sleep(duration.saturating_sub(window_start.elapsed())).await;
     let end = process::Usage::of(pid)?;
     let window = window_start.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -72,3 +72,28 @@ impl Tally {
         self.record
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_has_the_size_asked_and_parses_back() {
+        let f = frame(42, 1_764_958_000_123_456_789, 106);
+        assert_eq!(f.len(), 106);
+        assert_eq!(
+            parse(f.as_bytes()).unwrap(),
+            (42, 1_764_958_000_123_456_789)
+        );
+    }
+
+    #[test]
+    fn a_client_that_missed_the_last_frame_is_incomplete() {
+        let mut tally = Tally::new();
+        tally.add(frame(1, 10_000, 50).as_bytes(), 20_000).unwrap();
+        tally.add(frame(2, 10_000, 50).as_bytes(), 30_000).unwrap();
+        assert_eq!(tally.record.latencies_us, vec![10, 20]);
+        assert!(!Tally::new().finish(2).complete);
+        assert!(tally.finish(2).complete);
+    }
+}
