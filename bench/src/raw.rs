@@ -2,8 +2,8 @@
 //! writes one pre-encoded frame, shared by every connection, to each connection per tick;
 //! and the run that measures it with N clients.
 //!
-//! The server is controlled over stdin: `start` begins ticking, `stop` ends it and prints
-//! `last <seq>` (the last frame published) on stdout. Each connection holds only the newest
+//! The server is controlled over stdin: `start <count>` publishes `count` ticks (the first
+//! at once), then prints `last <seq>` (the last frame published) on stdout. Each connection holds only the newest
 //! frame (a `watch` channel), as our outbox holds only the newest value.
 
 use std::net::SocketAddr;
@@ -86,26 +86,25 @@ pub async fn serve(port: u16, tick: Duration, frame_size: usize) -> Result<()> {
     };
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut ticker = tokio::time::interval(tick);
-    let mut running = false;
     let mut seq = 0u64;
+    let mut last = 0u64;
     let mut stdout = tokio::io::stdout();
     stdout.write_all(b"ready\n").await?;
     stdout.flush().await?;
     loop {
         tokio::select! {
-            _ = ticker.tick(), if running => {
+            _ = ticker.tick(), if seq < last => {
                 seq += 1;
                 frames.send_replace(stamp::frame(seq, now_ns(), frame_size).into());
-            }
-            line = lines.next_line() => match line?.as_deref() {
-                Some("start") => {
-                    ticker.reset_immediately();
-                    running = true;
-                }
-                Some("stop") => {
-                    running = false;
+                if seq == last {
                     stdout.write_all(format!("last {seq}\n").as_bytes()).await?;
                     stdout.flush().await?;
+                }
+            }
+            line = lines.next_line() => match line?.as_deref().map(|l| l.split_once(' ')) {
+                Some(Some(("start", count))) => {
+                    last = seq + count.parse::<u64>().context("start <count>")?;
+                    ticker.reset_immediately();
                 }
                 Some(_) => {}
                 None => break,
@@ -162,11 +161,13 @@ pub async fn run(n: usize, tick: Duration, frame_size: usize, duration: Duration
     tokio::time::sleep(Duration::from_secs(1)).await;
     let start = process::Usage::of(pid)?;
     let window_start = Instant::now();
-    control.write_all(b"start\n").await?;
+    let ticks = (duration.as_secs_f64() / tick.as_secs_f64()).round() as u64;
+    control
+        .write_all(format!("start {ticks}\n").as_bytes())
+        .await?;
     tokio::time::sleep(duration).await;
     let end = process::Usage::of(pid)?;
     let window = window_start.elapsed();
-    control.write_all(b"stop\n").await?;
     let last = replies.next_line().await?.context("raw-server ended")?;
     let final_seq: u64 = last
         .strip_prefix("last ")
