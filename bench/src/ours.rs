@@ -69,7 +69,6 @@ pub async fn run(plan: &Plan, grpc: SocketAddr, api: SocketAddr, pid: Option<u32
     let addresses = Arc::new(addresses(plan.accounts)?);
     let before = pid.map(process::Usage::of).transpose()?;
 
-    // Subscribe everyone; each task reports once its snapshot has arrived.
     // Traffic stops first; readers a few blocks later, once the last change reached them.
     let (stop_tx, stop_rx) = watch::channel(false);
     let (read_stop_tx, read_stop_rx) = watch::channel(false);
@@ -105,22 +104,21 @@ pub async fn run(plan: &Plan, grpc: SocketAddr, api: SocketAddr, pid: Option<u32
         spawn(Kind::Grpc, 1, &mut tasks);
     }
     drop(ready_tx);
+    // Every subscription reports once its snapshot has arrived; a task that ends first failed.
     let total = plan.ws + plan.mux + plan.grpc;
     let mut ready = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while ready < total {
-        match tokio::time::timeout_at(deadline, ready_rx.recv()).await {
-            Ok(Some(n)) => ready += n,
-            Ok(None) => break,
-            Err(_) => bail!("only {ready} of {total} subscriptions had their snapshot after 120 s"),
+        tokio::select! {
+            n = ready_rx.recv() => ready += n.unwrap_or(0),
+            Some(done) = tasks.join_next() => {
+                done??;
+                bail!("a subscription ended before the run started");
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                bail!("only {ready} of {total} subscriptions had their snapshot after 120 s")
+            }
         }
-    }
-    if ready < total {
-        // A task ended before its snapshot: surface its error.
-        while let Some(done) = tasks.join_next().await {
-            done??;
-        }
-        bail!("only {ready} of {total} subscriptions started");
     }
     // Give the node a moment to settle its memory after the burst of subscribes.
     tokio::time::sleep(Duration::from_secs(1)).await;
