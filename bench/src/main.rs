@@ -10,6 +10,7 @@ mod process;
 mod raw;
 mod report;
 mod stamp;
+mod subscriber;
 mod traffic;
 
 use std::net::SocketAddr;
