@@ -510,9 +510,8 @@ impl Dispatcher {
         let (reader, reads, loaded) =
             (self.reader.clone(), self.reads.clone(), self.loaded.clone());
         tokio::spawn(async move {
-            let result = match reads.acquire_owned().await {
-                Ok(_permit) => TopicState::load(reader.as_ref(), &key, height).await,
-                Err(_) => return,
+            let Some(result) = read_topic(&reader, &reads, &key, height).await else {
+                return;
             };
             let _ = loaded.send(Loaded::Topic {
                 key,
@@ -787,6 +786,18 @@ async fn read_validators(reader: &dyn StateReader, height: i64) -> Result<Valida
     }
 }
 
+/// Reads `key`'s state at `height` once one of the [`READ_CONCURRENCY`] read slots is free;
+/// `None` if the slots are gone (the dispatcher is shutting down).
+async fn read_topic(
+    reader: &Arc<dyn StateReader>,
+    reads: &Arc<Semaphore>,
+    key: &SubscriptionKey,
+    height: i64,
+) -> Option<Result<TopicState, ReadError>> {
+    let _permit = reads.clone().acquire_owned().await.ok()?;
+    Some(TopicState::load(reader.as_ref(), key, height).await)
+}
+
 /// Reads the state of `keys` at `height` concurrently (at most [`READ_CONCURRENCY`] at once).
 async fn load_all(
     reader: &Arc<dyn StateReader>,
@@ -798,15 +809,15 @@ async fn load_all(
     for key in keys {
         let (reader, reads) = (reader.clone(), reads.clone());
         set.spawn(async move {
-            let _permit = reads.acquire_owned().await;
-            let r = TopicState::load(reader.as_ref(), &key, height).await;
-            (key, r)
+            let r = read_topic(&reader, &reads, &key, height).await?;
+            Some((key, r))
         });
     }
     let mut out = Vec::new();
     while let Some(r) = set.join_next().await {
         match r {
-            Ok(v) => out.push(v),
+            Ok(Some(v)) => out.push(v),
+            Ok(None) => {} // shutting down
             Err(e) => tracing::error!(error = %e, "state read task failed"),
         }
     }
