@@ -141,6 +141,8 @@ pub(crate) struct Dispatcher {
     reader: Arc<dyn StateReader>,
     metrics: Arc<Metrics>,
     window: Arc<ReplayWindow>,
+    /// The node's runtime: state reads run there, never on the dispatcher's thread.
+    runtime: tokio::runtime::Handle,
     reads: Arc<Semaphore>,
     loaded: mpsc::UnboundedSender<Loaded>,
     /// Last dispatched height; 0 before the first block.
@@ -166,6 +168,7 @@ impl Dispatcher {
         reader: Arc<dyn StateReader>,
         metrics: Arc<Metrics>,
         window: Arc<ReplayWindow>,
+        runtime: tokio::runtime::Handle,
         mut inputs: Inputs,
     ) {
         let (loaded, mut loaded_rx) = mpsc::unbounded_channel();
@@ -174,6 +177,7 @@ impl Dispatcher {
             reader,
             metrics,
             window,
+            runtime,
             reads: Arc::new(Semaphore::new(READ_CONCURRENCY)),
             loaded,
             height: 0,
@@ -509,7 +513,7 @@ impl Dispatcher {
     fn spawn_load(&self, key: SubscriptionKey, generation: u64, height: i64) {
         let (reader, reads, loaded) =
             (self.reader.clone(), self.reads.clone(), self.loaded.clone());
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let Some(result) = read_topic(&reader, &reads, &key, height).await else {
                 return;
             };
@@ -552,7 +556,7 @@ impl Dispatcher {
         let keys: Vec<SubscriptionKey> = self.topics.keys().cloned().collect();
         let (reader, reads, loaded) =
             (self.reader.clone(), self.reads.clone(), self.loaded.clone());
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let validators = read_validators(reader.as_ref(), height).await;
             let topics = load_all(&reader, &reads, keys, height).await;
             let _ = loaded.send(Loaded::Resync {

@@ -35,7 +35,8 @@
 //! ```
 //!
 //! Inside: the commit hook queues whole blocks; the dispatcher (the only writer of the
-//! subscription index) decodes each block once, keeps it in the replay window, finds the
+//! subscription index, on a thread of its own so that no burst of connection or read tasks
+//! on the node's runtime delays a block's fan-out) decodes each block once, keeps it in the replay window, finds the
 //! affected subscriptions through its indexes (by account, by validator), computes each key's
 //! new value once and puts it into every subscriber's outbox: the latest value only for a
 //! plain subscription (a slow client skips heights instead of costing memory), a bounded
@@ -80,11 +81,11 @@ use dispatcher::{Dispatcher, Inputs};
 use handle::Handle;
 use limits::Limits;
 use metrics::Metrics;
+use std::future::Future;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, oneshot, watch};
 use window::ReplayWindow;
 
 /// Encoded descriptors of `juno.stream.v1` for the node's server reflection.
@@ -121,18 +122,46 @@ impl CommitListener for CommitHook {
     }
 }
 
+/// Runs the dispatcher on its own thread; the receiver fires once it has returned.
+fn spawn_dispatcher(
+    dispatcher: impl Future<Output = ()> + Send + 'static,
+) -> oneshot::Receiver<()> {
+    let (done, done_rx) = oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("stream-dispatcher".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(dispatcher),
+                Err(e) => tracing::error!(error = %e, "stream dispatcher runtime failed to start"),
+            }
+            let _ = done.send(());
+        });
+    if let Err(e) = thread {
+        // Only when the OS refuses a thread at startup: no subscription can be served.
+        tracing::error!(error = %e, "stream dispatcher thread failed to start");
+    }
+    done_rx
+}
+
 /// The running module.
 pub struct StreamModule {
     handle: Handle,
     hook: Arc<CommitHook>,
     shutdown: watch::Sender<bool>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    /// Fires when the dispatcher's thread has finished closing every subscription.
+    dispatcher_done: Mutex<Option<oneshot::Receiver<()>>>,
     /// Closes when shutdown has begun and the last connection or stream has ended.
     all_closed: Mutex<Option<mpsc::Receiver<()>>>,
 }
 
 impl StreamModule {
-    /// Starts the dispatcher on the current tokio runtime.
+    /// Starts the module. The dispatcher runs on a thread of its own (a single-threaded tokio
+    /// runtime), so the node's tasks (connections, reads, the node itself) never delay a
+    /// block's fan-out, and it never delays them; its state reads and every transport run on
+    /// the current tokio runtime, which must be a multi-thread runtime or be driven.
     pub fn start(
         config: &StreamConfig,
         limits: LimitsConfig,
@@ -152,11 +181,12 @@ impl StreamModule {
             metrics.clone(),
         ));
         let (limits, all_closed) = Limits::new(limits, metrics.clone());
-        let task = tokio::spawn(Dispatcher::run(
+        let dispatcher = Dispatcher::run(
             chain.clone(),
             reader.clone(),
             metrics.clone(),
             window.clone(),
+            tokio::runtime::Handle::current(),
             Inputs {
                 blocks,
                 commands,
@@ -164,7 +194,8 @@ impl StreamModule {
                 dropped,
                 shutdown: shutdown_rx,
             },
-        ));
+        );
+        let dispatcher_done = spawn_dispatcher(dispatcher);
         StreamModule {
             handle: Handle {
                 chain,
@@ -184,7 +215,7 @@ impl StreamModule {
                 metrics,
             }),
             shutdown,
-            task: Mutex::new(Some(task)),
+            dispatcher_done: Mutex::new(Some(dispatcher_done)),
             all_closed: Mutex::new(Some(all_closed)),
         }
     }
@@ -218,9 +249,9 @@ impl StreamModule {
     pub async fn shutdown(&self, grace: Duration) {
         let _ = self.shutdown.send(true);
         self.handle.limits.close();
-        let task = self.task.lock().expect("task lock").take();
-        if let Some(task) = task {
-            let _ = task.await;
+        let done = self.dispatcher_done.lock().expect("dispatcher lock").take();
+        if let Some(done) = done {
+            let _ = done.await;
         }
         let all_closed = self.all_closed.lock().expect("shutdown lock").take();
         if let Some(mut all_closed) = all_closed {
