@@ -371,8 +371,9 @@ async fn dropped_blocks_end_resumed_subscriptions_explicitly() {
 /// arriving at once must not move existing subscribers' commit-to-receive latency. Before
 /// reads moved off the dispatcher, each arriving batch held every stream up for >= 50 ms.
 /// It prints both figures and asserts no timing; to measure them apart from other load on the
-/// machine, run it at real-time priority:
-/// `chrt -f 50 cargo test -p stream-module --release a_50ms -- --nocapture`.
+/// machine, run its binary at real-time priority: `cargo test -p stream-module --release
+/// --no-run` names it, then `chrt -f 50 target/release/deps/stream_module-<hash> a_50ms
+/// --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_50ms_reader_and_1000_arriving_subscribers_do_not_delay_existing_ones() {
     const EXISTING: u8 = 50;
