@@ -22,6 +22,8 @@ pub const DEFAULT_REPLAY_MEMORY: usize = 256 * 1024 * 1024;
 /// Updates a resumed subscription may have waiting for its client; beyond that it ends with
 /// "resume with since_height=H".
 pub const DEFAULT_RESUME_QUEUE: usize = 1024;
+/// Blocks the dispatcher may be behind the node before `/health` answers 503.
+pub const DEFAULT_HEALTH_MAX_LAG_BLOCKS: usize = 10;
 /// Largest WebSocket message a client may send (control messages are small).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
 
@@ -40,6 +42,8 @@ pub struct StreamConfig {
     pub replay_memory: usize,
     /// `resume_queue` (updates); see [`DEFAULT_RESUME_QUEUE`].
     pub resume_queue: usize,
+    /// `health_max_lag_blocks`; see [`DEFAULT_HEALTH_MAX_LAG_BLOCKS`].
+    pub health_max_lag_blocks: usize,
     /// WebSocket settings.
     pub websocket: WebSocketConfig,
 }
@@ -104,6 +108,7 @@ impl Default for StreamConfig {
             replay_window: DEFAULT_REPLAY_WINDOW,
             replay_memory: DEFAULT_REPLAY_MEMORY,
             resume_queue: DEFAULT_RESUME_QUEUE,
+            health_max_lag_blocks: DEFAULT_HEALTH_MAX_LAG_BLOCKS,
             websocket: WebSocketConfig::default(),
         }
     }
@@ -118,6 +123,7 @@ struct Raw {
     replay_window: Option<usize>,
     replay_memory: Option<usize>,
     resume_queue: Option<usize>,
+    health_max_lag_blocks: Option<usize>,
     ping_interval: Option<String>,
     idle_timeout: Option<String>,
     write_timeout: Option<String>,
@@ -254,6 +260,11 @@ impl StreamConfig {
                 (0, MAX_REPLAY_MEMORY),
             )?,
             resume_queue: positive("resume_queue", raw.resume_queue, DEFAULT_RESUME_QUEUE)?,
+            health_max_lag_blocks: positive(
+                "health_max_lag_blocks",
+                raw.health_max_lag_blocks,
+                DEFAULT_HEALTH_MAX_LAG_BLOCKS,
+            )?,
             websocket,
         })
     }

@@ -70,7 +70,21 @@ pub(crate) enum Command {
         replay: ReplayState,
         reply: oneshot::Sender<AttachReply>,
     },
+    /// `/stats`: the most-subscribed topics (computed at most once a second).
+    Stats {
+        reply: oneshot::Sender<Arc<[TopTopic]>>,
+    },
 }
+
+/// A topic and how many subscribers follow it.
+#[derive(Debug, Clone)]
+pub(crate) struct TopTopic {
+    pub key: SubscriptionKey,
+    pub subscribers: usize,
+}
+
+/// How long the dispatcher reuses its last list of most-subscribed topics.
+const TOP_TOPICS_TTL: Duration = Duration::from_secs(1);
 
 /// The dispatcher's inputs.
 pub(crate) struct Inputs {
@@ -84,6 +98,9 @@ pub(crate) struct Inputs {
     pub dropped: watch::Receiver<i64>,
     /// Set to true on node shutdown.
     pub shutdown: watch::Receiver<bool>,
+    /// Held by a test to stall the dispatcher before its next block.
+    #[cfg(test)]
+    pub stall: Arc<std::sync::Mutex<()>>,
 }
 
 /// A finished read, back from its task.
@@ -159,6 +176,8 @@ pub(crate) struct Dispatcher {
     /// Highest height the commit hook dropped.
     dropped_up_to: i64,
     generation: u64,
+    /// The last `/stats` answer and when it was computed.
+    top_topics: Option<(Instant, Arc<[TopTopic]>)>,
 }
 
 impl Dispatcher {
@@ -190,12 +209,15 @@ impl Dispatcher {
             waiting: Vec::new(),
             dropped_up_to: 0,
             generation: 0,
+            top_topics: None,
         };
         loop {
             tokio::select! {
                 biased; // blocks first: nothing a client does delays a commit's updates
                 _ = shutting_down(&mut inputs.shutdown) => break,
                 Some(block) = inputs.blocks.recv() => {
+                    #[cfg(test)]
+                    drop(inputs.stall.lock());
                     d.metrics.dispatcher_lag_blocks.set(inputs.blocks.len() as i64);
                     d.on_block(block);
                     d.catch_up_dropped(inputs.blocks.is_empty());
@@ -222,6 +244,7 @@ impl Dispatcher {
                 }
                 else => break,
             }
+            d.metrics.dispatched_height.set(d.height);
             d.metrics.topics.set(d.topics.len() as i64);
             d.metrics
                 .dispatcher_subscriptions
@@ -413,11 +436,14 @@ impl Dispatcher {
     }
 
     fn on_command(&mut self, cmd: Command) {
-        if self.status != Status::Synced {
+        if self.status != Status::Synced && !matches!(cmd, Command::Stats { .. }) {
             self.waiting.push(cmd);
             return;
         }
         match cmd {
+            Command::Stats { reply } => {
+                let _ = reply.send(self.top_topics());
+            }
             Command::Subscribe {
                 id,
                 key,
@@ -501,6 +527,37 @@ impl Dispatcher {
     fn next_generation(&mut self) -> u64 {
         self.generation += 1;
         self.generation
+    }
+
+    /// The [`crate::ops::TOP_TOPICS`] topics with the most subscribers, most first.
+    fn top_topics(&mut self) -> Arc<[TopTopic]> {
+        if let Some((at, top)) = &self.top_topics
+            && at.elapsed() < TOP_TOPICS_TTL
+        {
+            return top.clone();
+        }
+        let mut all: Vec<(usize, &SubscriptionKey)> = self
+            .topics
+            .iter()
+            .map(|(key, t)| (t.subscribers.len() + t.pending.len(), key))
+            .collect();
+        let most_first =
+            |a: &(usize, &SubscriptionKey), b: &(usize, &SubscriptionKey)| b.0.cmp(&a.0);
+        if all.len() > crate::ops::TOP_TOPICS {
+            all.select_nth_unstable_by(crate::ops::TOP_TOPICS - 1, most_first);
+            all.truncate(crate::ops::TOP_TOPICS);
+        }
+        all.sort_by(most_first);
+        let top: Vec<TopTopic> = all
+            .into_iter()
+            .map(|(subscribers, key)| TopTopic {
+                key: key.clone(),
+                subscribers,
+            })
+            .collect();
+        let top: Arc<[TopTopic]> = top.into();
+        self.top_topics = Some((Instant::now(), top.clone()));
+        top
     }
 
     fn run_waiting(&mut self) {
@@ -764,6 +821,7 @@ impl Dispatcher {
 /// Answers a command that will not be served.
 fn refuse(cmd: Command, reason: CloseReason) {
     match cmd {
+        Command::Stats { .. } => {}
         Command::Subscribe { reply, .. } => {
             let _ = reply.send(Err(reason));
         }

@@ -7,6 +7,7 @@ pub(crate) use request::{StreamRequest, invalid_argument, parse_request};
 
 use crate::handle::{Handle, Subscription};
 use crate::limits::{ConnectionPermit, LimitError};
+use crate::metrics::Transport;
 use crate::outbox::{CloseReason, Next};
 use crate::value::{Coin, DelegationValue, UnbondingValue, Update, Value, unix_time};
 use cosmos_sdk_proto::cosmos::base::v1beta1::Coin as ProtoCoin;
@@ -106,8 +107,14 @@ impl StreamService {
             .map(|a| a.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         // The subscription slot first, so a refused stream never counts as a connection.
-        let permit = h.limits.subscribe(ip).map_err(limit_status)?;
-        let connection = h.limits.connect().map_err(limit_status)?;
+        let permit = h
+            .limits
+            .subscribe(ip, Transport::Grpc)
+            .map_err(limit_status)?;
+        let connection = h
+            .limits
+            .connect(Transport::Grpc, ip)
+            .map_err(limit_status)?;
         let sub = h
             .subscribe(key, start, permit)
             .await

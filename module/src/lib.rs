@@ -62,6 +62,7 @@ mod json;
 mod key;
 mod limits;
 mod metrics;
+mod ops;
 mod outbox;
 mod reader;
 mod replay;
@@ -82,7 +83,7 @@ use handle::Handle;
 use limits::Limits;
 use metrics::Metrics;
 use std::future::Future;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -97,10 +98,23 @@ struct CommitHook {
     /// Highest dropped height, so the dispatcher catches up even if no block follows.
     dropped: watch::Sender<i64>,
     metrics: Arc<Metrics>,
+    /// Header time of the previous block (nanoseconds since the epoch; 0 before the first).
+    last_time: AtomicI64,
 }
 
 impl CommitListener for CommitHook {
     fn on_commit(&self, commit: Arc<BlockCommit>) {
+        self.metrics.committed_height.set(commit.height);
+        let time = commit
+            .time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        let previous = self.last_time.swap(time, Ordering::Relaxed);
+        if previous != 0 && time >= previous {
+            self.metrics
+                .block_interval
+                .observe((time - previous) as f64 / 1e9);
+        }
         match self.blocks.try_send(commit) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(c)) => {
@@ -155,6 +169,11 @@ pub struct StreamModule {
     dispatcher_done: Mutex<Option<oneshot::Receiver<()>>>,
     /// Closes when shutdown has begun and the last connection or stream has ended.
     all_closed: Mutex<Option<mpsc::Receiver<()>>>,
+    /// What `/health` and `/stats` read.
+    ops: ops::Ops,
+    /// Held by a test to stall the dispatcher before its next block.
+    #[cfg(test)]
+    stall: Arc<Mutex<()>>,
 }
 
 impl StreamModule {
@@ -170,6 +189,13 @@ impl StreamModule {
     ) -> StreamModule {
         let metrics = Arc::new(Metrics::default());
         let chain = Arc::new(chain);
+        let reader_health = Arc::new(ops::ReaderHealth::default());
+        let reader: Arc<dyn StateReader> = Arc::new(ops::WatchedReader {
+            inner: reader,
+            health: reader_health.clone(),
+        });
+        #[cfg(test)]
+        let stall = Arc::new(Mutex::new(()));
         let (blocks_tx, blocks) = mpsc::channel(config.block_queue);
         let (commands_tx, commands) = mpsc::channel(config.subscribe_queue);
         let (unsubscribe_tx, unsubscribe) = mpsc::unbounded_channel();
@@ -193,9 +219,24 @@ impl StreamModule {
                 unsubscribe,
                 dropped,
                 shutdown: shutdown_rx,
+                #[cfg(test)]
+                stall: stall.clone(),
             },
         );
         let dispatcher_done = spawn_dispatcher(dispatcher);
+        let rates = Arc::new(ops::Rates::default());
+        tokio::spawn(rates.clone().run(metrics.clone(), shutdown.subscribe()));
+        let ops = ops::Ops {
+            chain: chain.clone(),
+            metrics: metrics.clone(),
+            window: window.clone(),
+            reader: reader_health,
+            rates,
+            commands: commands_tx.clone(),
+            shutdown: shutdown.subscribe(),
+            started: std::time::Instant::now(),
+            max_lag: config.health_max_lag_blocks as i64,
+        };
         StreamModule {
             handle: Handle {
                 chain,
@@ -213,10 +254,14 @@ impl StreamModule {
                 blocks: blocks_tx,
                 dropped: dropped_tx,
                 metrics,
+                last_time: AtomicI64::new(0),
             }),
             shutdown,
             dispatcher_done: Mutex::new(Some(dispatcher_done)),
             all_closed: Mutex::new(Some(all_closed)),
+            ops,
+            #[cfg(test)]
+            stall,
         }
     }
 
@@ -235,6 +280,15 @@ impl StreamModule {
     /// (as `into_make_service_with_connect_info::<SocketAddr>()` does) to know clients.
     pub fn websocket_router(&self, config: &StreamConfig) -> axum::Router {
         ws::router(self.handle.clone(), config.websocket.clone())
+    }
+
+    /// The operator endpoints for the node's API port: `GET /health` (200 when the stream is
+    /// caught up, 503 with the reason when the dispatcher lags by more than
+    /// `health_max_lag_blocks`, state reads are failing, or the node is shutting down) and
+    /// `GET /stats` (connections and messages per transport, subscriptions by type, the
+    /// most-subscribed topics, the replay window, refusals by reason).
+    pub fn operator_router(&self) -> axum::Router {
+        ops::router(self.ops.clone())
     }
 
     /// Registers the module's `stream_*` metrics in the node's telemetry registry.
@@ -263,6 +317,12 @@ impl StreamModule {
     #[cfg(test)]
     pub(crate) fn handle(&self) -> &Handle {
         &self.handle
+    }
+
+    /// Stalls the dispatcher (before its next block) while the guard is held.
+    #[cfg(test)]
+    pub(crate) fn stall(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.stall.lock().expect("stall lock")
     }
 
     /// The module's metrics, for its own tests.

@@ -3,7 +3,7 @@
 //! is a check-and-increment under one lock, so a burst of connects never over-admits; a
 //! permit gives its slot back the moment it is dropped.
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Transport};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -69,6 +69,8 @@ impl LimitError {
 struct Counts {
     open: u32,
     per_client: HashMap<IpAddr, u32>,
+    /// Last connection id handed out.
+    next_id: u64,
 }
 
 /// Admission control.
@@ -84,6 +86,10 @@ pub(crate) struct Limits {
 /// An open connection (or gRPC stream); released on drop.
 pub(crate) struct ConnectionPermit {
     limits: Arc<Limits>,
+    /// Names the connection in logs.
+    id: u64,
+    client: IpAddr,
+    transport: Transport,
     opened: Instant,
     _done: mpsc::Sender<()>,
 }
@@ -92,6 +98,8 @@ pub(crate) struct ConnectionPermit {
 pub(crate) struct SubscriptionPermit {
     limits: Arc<Limits>,
     client: IpAddr,
+    /// How the subscription's messages travel (counted by transport).
+    pub transport: Transport,
 }
 
 impl Limits {
@@ -113,12 +121,16 @@ impl Limits {
         self.done.lock().expect("limits lock").take();
     }
 
-    /// Admits a connection.
-    pub fn connect(self: &Arc<Self>) -> Result<ConnectionPermit, LimitError> {
+    /// Admits a connection (gRPC: a stream) of `client` over `transport`.
+    pub fn connect(
+        self: &Arc<Self>,
+        transport: Transport,
+        client: IpAddr,
+    ) -> Result<ConnectionPermit, LimitError> {
         let Some(done) = self.done.lock().expect("limits lock").clone() else {
             return Err(self.reject(LimitError::ShuttingDown));
         };
-        {
+        let id = {
             let mut c = self.counts.lock().expect("limits lock");
             let limit = self.config.max_open_connections;
             if limit != 0 && c.open >= limit {
@@ -126,17 +138,34 @@ impl Limits {
                 return Err(self.reject(LimitError::MaxConnections { limit }));
             }
             c.open += 1;
-        }
+            c.next_id += 1;
+            c.next_id
+        };
         self.metrics.connections.inc();
+        self.metrics.transport_connections(transport).inc();
+        self.metrics.transport_connections_opened(transport).inc();
+        tracing::debug!(
+            connection = id,
+            transport = transport.label(),
+            client = %client,
+            "connection opened"
+        );
         Ok(ConnectionPermit {
             limits: self.clone(),
+            id,
+            client,
+            transport,
             opened: Instant::now(),
             _done: done,
         })
     }
 
-    /// Admits one more subscription for `client`.
-    pub fn subscribe(self: &Arc<Self>, client: IpAddr) -> Result<SubscriptionPermit, LimitError> {
+    /// Admits one more subscription for `client`, served over `transport`.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        client: IpAddr,
+        transport: Transport,
+    ) -> Result<SubscriptionPermit, LimitError> {
         let mut c = self.counts.lock().expect("limits lock");
         let limit = self.config.max_subscriptions_per_client;
         let n = c.per_client.entry(client).or_insert(0);
@@ -148,6 +177,7 @@ impl Limits {
         Ok(SubscriptionPermit {
             limits: self.clone(),
             client,
+            transport,
         })
     }
 
@@ -169,8 +199,17 @@ impl Drop for ConnectionPermit {
         self.limits.metrics.connections.dec();
         self.limits
             .metrics
-            .connection_duration
-            .observe(self.opened.elapsed().as_secs_f64());
+            .transport_connections(self.transport)
+            .dec();
+        let lived = self.opened.elapsed().as_secs_f64();
+        self.limits.metrics.connection_duration.observe(lived);
+        tracing::debug!(
+            connection = self.id,
+            transport = self.transport.label(),
+            client = %self.client,
+            seconds = lived,
+            "connection closed"
+        );
     }
 }
 
@@ -190,6 +229,10 @@ impl Drop for SubscriptionPermit {
 mod tests {
     use super::*;
 
+    fn local() -> IpAddr {
+        IpAddr::from([127, 0, 0, 1])
+    }
+
     #[test]
     fn limits_admit_exactly_and_release_on_drop() {
         let m = Arc::new(Metrics::default());
@@ -200,23 +243,26 @@ mod tests {
             },
             m.clone(),
         );
-        let a = l.connect().unwrap();
-        let _b = l.connect().unwrap();
+        let a = l.connect(Transport::WebSocket, local()).unwrap();
+        let _b = l.connect(Transport::WebSocket, local()).unwrap();
         assert!(matches!(
-            l.connect(),
+            l.connect(Transport::WebSocket, local()),
             Err(LimitError::MaxConnections { limit: 2 })
         ));
         drop(a);
-        let _c = l.connect().unwrap();
+        let _c = l.connect(Transport::WebSocket, local()).unwrap();
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        let s = l.subscribe(ip).unwrap();
+        let s = l.subscribe(ip, Transport::WebSocket).unwrap();
         assert!(matches!(
-            l.subscribe(ip),
+            l.subscribe(ip, Transport::WebSocket),
             Err(LimitError::MaxSubscriptions { .. })
         ));
-        assert!(l.subscribe("10.0.0.2".parse().unwrap()).is_ok());
+        assert!(
+            l.subscribe("10.0.0.2".parse().unwrap(), Transport::WebSocket)
+                .is_ok()
+        );
         drop(s);
-        assert!(l.subscribe(ip).is_ok());
+        assert!(l.subscribe(ip, Transport::WebSocket).is_ok());
         assert_eq!(m.rejected("max_connections").get(), 1);
         assert_eq!(m.rejected("max_subscriptions").get(), 1);
         assert_eq!(m.connections.get(), 2);
@@ -226,9 +272,12 @@ mod tests {
     async fn closing_signals_when_the_last_connection_ends() {
         let (l, mut all_closed) =
             Limits::new(LimitsConfig::default(), Arc::new(Metrics::default()));
-        let a = l.connect().unwrap();
+        let a = l.connect(Transport::WebSocket, local()).unwrap();
         l.close();
-        assert!(matches!(l.connect(), Err(LimitError::ShuttingDown)));
+        assert!(matches!(
+            l.connect(Transport::WebSocket, local()),
+            Err(LimitError::ShuttingDown)
+        ));
         assert!(
             tokio::time::timeout(std::time::Duration::from_millis(50), all_closed.recv())
                 .await
@@ -250,7 +299,12 @@ mod tests {
         );
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let held: Vec<_> = (0..1000)
-            .map(|_| (l.connect().unwrap(), l.subscribe(ip).unwrap()))
+            .map(|_| {
+                (
+                    l.connect(Transport::WebSocket, local()).unwrap(),
+                    l.subscribe(ip, Transport::WebSocket).unwrap(),
+                )
+            })
             .collect();
         assert_eq!(l.open_connections(), 1000);
         drop(held);
@@ -267,7 +321,9 @@ mod tests {
             Arc::new(Metrics::default()),
         );
         let admitted: Vec<_> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..200).map(|_| s.spawn(|| l.connect().ok())).collect();
+            let handles: Vec<_> = (0..200)
+                .map(|_| s.spawn(|| l.connect(Transport::WebSocket, local()).ok()))
+                .collect();
             handles
                 .into_iter()
                 .filter_map(|h| h.join().unwrap())

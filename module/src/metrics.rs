@@ -27,10 +27,44 @@ pub const REPLAY_REFUSAL_REASONS: [&str; 3] = ["out_of_window", "fell_behind", "
 /// A single-label label set.
 pub type Label = [(&'static str, &'static str); 1];
 
+/// How a client is connected: the `transport` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// A WebSocket connection (path route or `/ws`).
+    WebSocket,
+    /// A gRPC server stream.
+    Grpc,
+}
+
+impl Transport {
+    /// Every transport, in the order `/stats` lists them.
+    pub const ALL: [Transport; 2] = [Transport::WebSocket, Transport::Grpc];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::WebSocket => "websocket",
+            Transport::Grpc => "grpc",
+        }
+    }
+}
+
 /// Every metric of the module. Cheap to update from any thread.
 pub struct Metrics {
     /// Open WebSocket connections + open gRPC streams.
     pub connections: Gauge,
+    /// Open connections (WebSocket) and streams (gRPC) by `transport`.
+    pub transport_connections: Family<Label, Gauge>,
+    /// Connections and streams ever admitted, by `transport`.
+    pub transport_connections_opened: Family<Label, Counter>,
+    /// Messages sent by `transport`.
+    pub transport_messages_sent: Family<Label, Counter>,
+    /// Newest height the node committed (as the commit hook saw it).
+    pub committed_height: Gauge,
+    /// Newest height the dispatcher has fanned out.
+    pub dispatched_height: Gauge,
+    /// Time between consecutive blocks' header times, seconds.
+    pub block_interval: Histogram,
     /// Active subscriptions by `type`.
     pub subscriptions: Family<Label, Gauge>,
     /// Messages sent by `type`.
@@ -73,6 +107,12 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             connections: Gauge::default(),
+            transport_connections: Family::default(),
+            transport_connections_opened: Family::default(),
+            transport_messages_sent: Family::default(),
+            committed_height: Gauge::default(),
+            dispatched_height: Gauge::default(),
+            block_interval: Histogram::new(exponential_buckets(0.05, 2.0, 13)),
             subscriptions: Family::default(),
             messages_sent: Family::default(),
             buffer_overflow: Family::default(),
@@ -117,6 +157,27 @@ impl Metrics {
             .clone()
     }
 
+    /// Open connections (gRPC: streams) of a transport.
+    pub fn transport_connections(&self, t: Transport) -> Gauge {
+        self.transport_connections
+            .get_or_create(&[("transport", t.label())])
+            .clone()
+    }
+
+    /// Connections (gRPC: streams) of a transport ever admitted.
+    pub fn transport_connections_opened(&self, t: Transport) -> Counter {
+        self.transport_connections_opened
+            .get_or_create(&[("transport", t.label())])
+            .clone()
+    }
+
+    /// Messages sent over a transport.
+    pub fn transport_messages_sent(&self, t: Transport) -> Counter {
+        self.transport_messages_sent
+            .get_or_create(&[("transport", t.label())])
+            .clone()
+    }
+
     /// Rejection counter of a reason (`max_connections`, `max_subscriptions`, `invalid_request`, ...).
     pub fn rejected(&self, reason: &'static str) -> Counter {
         self.connection_rejected
@@ -139,6 +200,11 @@ impl Metrics {
             self.messages_sent(kind);
             self.buffer_overflow(kind);
         }
+        for t in Transport::ALL {
+            self.transport_connections(t);
+            self.transport_connections_opened(t);
+            self.transport_messages_sent(t);
+        }
         for reason in REJECTION_REASONS {
             self.rejected(reason);
         }
@@ -149,6 +215,36 @@ impl Metrics {
             "stream_connections",
             "Open WebSocket connections and gRPC streams",
             self.connections.clone(),
+        );
+        registry.register(
+            "stream_transport_connections",
+            "Open WebSocket connections and gRPC streams by transport",
+            self.transport_connections.clone(),
+        );
+        registry.register(
+            "stream_transport_connections_opened",
+            "WebSocket connections and gRPC streams admitted, by transport",
+            self.transport_connections_opened.clone(),
+        );
+        registry.register(
+            "stream_transport_messages_sent",
+            "Messages sent to clients by transport",
+            self.transport_messages_sent.clone(),
+        );
+        registry.register(
+            "stream_committed_height",
+            "Newest height the node committed, as the stream module's commit hook saw it",
+            self.committed_height.clone(),
+        );
+        registry.register(
+            "stream_dispatched_height",
+            "Newest height the stream dispatcher has fanned out to subscribers",
+            self.dispatched_height.clone(),
+        );
+        registry.register(
+            "stream_block_interval_seconds",
+            "Time between consecutive committed blocks' header times",
+            self.block_interval.clone(),
         );
         registry.register(
             "stream_subscriptions",

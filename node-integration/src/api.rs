@@ -1,5 +1,5 @@
 //! The API port (1317): `/metrics` (OpenMetrics text, when `[telemetry] enabled`) and the
-//! stream module's WebSocket routes.
+//! stream module's WebSocket routes, `/health` and `/stats`.
 
 use crate::guard::{self, ConnectionGuard, Port};
 use axum::Router;
@@ -54,12 +54,13 @@ async fn metrics(State(registry): State<Arc<Registry>>, Query(q): Query<MetricsQ
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
-        axum::Json(serde_json::json!({"error": "not found; the API port serves /metrics and /ws, /ws/subscribe/..."})),
+        axum::Json(serde_json::json!({"error": "not found; the API port serves /metrics, /health, /stats, /ws and /ws/subscribe/..."})),
     )
         .into_response()
 }
 
-/// The API router: metrics when `registry` is given, plus `extra` (the WebSocket routes).
+/// The API router: metrics when `registry` is given, plus `extra` (the stream module's
+/// WebSocket routes, `/health` and `/stats`).
 pub fn router(registry: Option<Registry>, extra: Option<Router>) -> Router {
     let mut r = Router::new();
     if let Some(registry) = registry {

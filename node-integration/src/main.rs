@@ -4,7 +4,10 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = streamd::cli::Cli::parse();
-    streamd::cli::init_logging();
+    if let Err(e) = streamd::cli::init_logging(&cli) {
+        eprintln!("Error: {e:#}");
+        return std::process::ExitCode::from(2);
+    }
     match streamd::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -100,9 +100,11 @@ mod enabled {
             routes.add_service(self.module.grpc_service());
         }
 
-        /// The WebSocket routes for the API port.
-        pub fn websocket_router(&self) -> axum::Router {
-            self.module.websocket_router(&self.config)
+        /// The module's routes for the API port: the WebSocket routes, `/health` and `/stats`.
+        pub fn api_router(&self) -> axum::Router {
+            self.module
+                .websocket_router(&self.config)
+                .merge(self.module.operator_router())
         }
 
         /// Registers the module's metrics in the node's telemetry.
@@ -149,7 +151,7 @@ mod disabled {
             match self.0 {}
         }
         /// Unreachable.
-        pub fn websocket_router(&self) -> axum::Router {
+        pub fn api_router(&self) -> axum::Router {
             match self.0 {}
         }
         /// Unreachable.

@@ -323,7 +323,7 @@ impl Drop for TestNode {
 
 /// Distinct loopback ports nothing listens on right now (held together while picking, so
 /// they differ).
-fn free_ports<const N: usize>() -> [SocketAddr; N] {
+pub fn free_ports<const N: usize>() -> [SocketAddr; N] {
     let listeners: Vec<TcpListener> = (0..N)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port"))
         .collect();

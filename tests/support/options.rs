@@ -23,6 +23,8 @@ pub struct TestNodeOptions {
     /// `config/app.toml` `[stream]` keys set before start (WebSocket timeouts, message size,
     /// allowed origins, trusted proxies).
     pub stream: Vec<(&'static str, toml::Value)>,
+    /// Further `streamd` flags, placed before `start` (e.g. `--log-format json`).
+    pub global_flags: Vec<&'static str>,
 }
 
 impl Default for TestNodeOptions {
@@ -34,6 +36,7 @@ impl Default for TestNodeOptions {
             ports_in_app_toml: false,
             rpc: Vec::new(),
             stream: Vec::new(),
+            global_flags: Vec::new(),
         }
     }
 }
@@ -57,6 +60,12 @@ impl TestNodeOptions {
     /// Sets `[stream] key = value` in `app.toml`.
     pub fn stream(mut self, key: &'static str, value: impl Into<toml::Value>) -> Self {
         self.stream.push((key, value.into()));
+        self
+    }
+
+    /// Adds `streamd` flags before `start`.
+    pub fn global_flags(mut self, flags: &[&'static str]) -> Self {
+        self.global_flags.extend_from_slice(flags);
         self
     }
 
@@ -90,8 +99,11 @@ impl TestNodeOptions {
 
     /// The arguments of `streamd start` for a node in `home` listening on `grpc` and `api`.
     pub(super) fn start_args(&self, home: &str, grpc: SocketAddr, api: SocketAddr) -> Vec<String> {
-        let mut args = vec!["start", "--home", home, "--block-time", self.block_time]
-            .into_iter()
+        let mut args = self
+            .global_flags
+            .iter()
+            .copied()
+            .chain(["start", "--home", home, "--block-time", self.block_time])
             .map(str::to_owned)
             .collect::<Vec<_>>();
         if let Some(txs) = self.simulate {

@@ -45,6 +45,15 @@ pub const PROMTOOL: Tool = Tool {
     package: "Debian prometheus, unpacked with dpkg-deb -x",
 };
 
+/// The Prometheus server from the same Debian package (started on a free port by the
+/// operator's-kit test; never as a service).
+pub const PROMETHEUS: Tool = Tool {
+    name: "prometheus",
+    var: "STREAM_PROMETHEUS",
+    installed: ".tools/prometheus/usr/bin/prometheus",
+    package: "Debian prometheus, unpacked with dpkg-deb -x",
+};
+
 impl Tool {
     /// The binary: `$var` if set (it must name a file), else `name` on PATH, else where
     /// scripts/test installs it. Fails the test when it is nowhere.

@@ -4,6 +4,7 @@
 
 use crate::handle::{self, Subscription};
 use crate::key::{SubscriptionKey, SubscriptionKind};
+use crate::metrics::Transport;
 use crate::outbox::{CloseReason, Next};
 use crate::value::{self, Value};
 use crate::*;
@@ -219,7 +220,10 @@ fn module_with(
 
 async fn subscribe(m: &StreamModule, key: SubscriptionKey) -> Subscription {
     let h = m.handle();
-    let permit = h.limits.subscribe(IpAddr::from([127, 0, 0, 1])).unwrap();
+    let permit = h
+        .limits
+        .subscribe(IpAddr::from([127, 0, 0, 1]), Transport::Grpc)
+        .unwrap();
     h.subscribe(key, handle::Start::Snapshot, permit)
         .await
         .unwrap()
@@ -436,7 +440,10 @@ async fn subscribing_before_the_first_block_waits_for_it() {
         let h = m.handle().clone();
         let a = alice.clone();
         tokio::spawn(async move {
-            let permit = h.limits.subscribe(IpAddr::from([127, 0, 0, 1])).unwrap();
+            let permit = h
+                .limits
+                .subscribe(IpAddr::from([127, 0, 0, 1]), Transport::Grpc)
+                .unwrap();
             h.subscribe(
                 SubscriptionKey::Balances { address: a },
                 handle::Start::Snapshot,
@@ -515,7 +522,7 @@ async fn shutdown_closes_every_subscription() {
     let permit = m
         .handle()
         .limits
-        .subscribe(IpAddr::from([127, 0, 0, 1]))
+        .subscribe(IpAddr::from([127, 0, 0, 1]), Transport::Grpc)
         .unwrap();
     assert!(
         m.handle()
@@ -553,4 +560,5 @@ async fn dropped_subscriptions_leave_the_index() {
     m.shutdown(Duration::from_secs(1)).await;
 }
 
+mod ops;
 mod resume;

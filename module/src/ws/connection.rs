@@ -7,6 +7,7 @@ use super::control::{self, Reply};
 use crate::config::WebSocketConfig;
 use crate::handle::{Handle, Subscription};
 use crate::limits::{ConnectionPermit, SubscriptionPermit};
+use crate::metrics::Transport;
 use crate::outbox::{CloseReason, Next, shutting_down};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -250,7 +251,7 @@ pub(super) async fn multiplexed(
                         Ok(control::Request::Subscribe { id, key, start }) => {
                             let permit = match seat.take() {
                                 Some(seat) => Ok(seat),
-                                None => handle.limits.subscribe(client),
+                                None => handle.limits.subscribe(client, Transport::WebSocket),
                             };
                             match control::subscribe(&handle, permit, id, key, start).await {
                                 Err(reply) => {
@@ -319,7 +320,7 @@ async fn reseat(
     if !subs.is_empty() || seat.is_some() {
         return true;
     }
-    match handle.limits.subscribe(client) {
+    match handle.limits.subscribe(client, Transport::WebSocket) {
         Ok(s) => {
             *seat = Some(s);
             true

@@ -13,6 +13,7 @@ use crate::config::WebSocketConfig;
 use crate::handle::Handle;
 use crate::key::SubscriptionKey;
 use crate::limits::LimitError;
+use crate::metrics::Transport;
 use crate::outbox::CloseReason;
 use axum::Router;
 use axum::extract::path::ErrorKind;
@@ -267,9 +268,13 @@ async fn single(
     let permit = ws
         .handle
         .limits
-        .subscribe(client)
+        .subscribe(client, Transport::WebSocket)
         .map_err(|e| ws.limit(e))?;
-    let connection = ws.handle.limits.connect().map_err(|e| ws.limit(e))?;
+    let connection = ws
+        .handle
+        .limits
+        .connect(Transport::WebSocket, client)
+        .map_err(|e| ws.limit(e))?;
     let sub = ws
         .handle
         .subscribe(key, start, permit)
@@ -294,11 +299,11 @@ async fn multiplexed(
     let client = request::client_ip(peer, &headers, &ws.config);
     // The seat first (an empty connection counts toward its client's share), so a refused
     // request never counts as a connection.
-    let seat = match ws.handle.limits.subscribe(client) {
+    let seat = match ws.handle.limits.subscribe(client, Transport::WebSocket) {
         Ok(s) => s,
         Err(e) => return ws.limit(e).into_response(),
     };
-    let connection = match ws.handle.limits.connect() {
+    let connection = match ws.handle.limits.connect(Transport::WebSocket, client) {
         Ok(c) => c,
         Err(e) => return ws.limit(e).into_response(),
     };

@@ -43,7 +43,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
     let home = args.home.home();
     if args.dev && !home.genesis().exists() {
         super::init_home(&home, "streamd-dev-1", Duration::from_secs(60), false)?;
-        eprintln!("streamd: initialised a dev home at {}", home.0.display());
+        tracing::info!(home = %home.0.display(), "initialised a dev home");
     }
     let mut config = NodeConfig::load(&home)?;
     if let Some(a) = &args.grpc_address {
@@ -115,7 +115,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
                 }
                 r
             });
-            let router = crate::api::router(registry, stream.as_ref().map(|s| s.websocket_router()));
+            let router = crate::api::router(registry, stream.as_ref().map(|s| s.api_router()));
             let stop = stopped();
             let guard = guard.clone();
             tasks.spawn(async move {
@@ -124,20 +124,21 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
                     .map_err(|e| anyhow!("API server: {e}"))
             });
         }
-        eprintln!(
-            "streamd: chain {} | gRPC {} | API {} | block time {} | simulate {simulate} tx/block",
-            node.chain_id(),
-            if config.app.grpc.enable {
+        tracing::info!(
+            chain = node.chain_id(),
+            grpc = if config.app.grpc.enable {
                 config.app.grpc.address.as_str()
             } else {
                 "disabled"
             },
-            if config.app.api.enable {
+            api = if config.app.api.enable {
                 config.app.api.address.as_str()
             } else {
                 "disabled"
             },
-            humantime::format_duration(block_time),
+            block_time = %humantime::format_duration(block_time),
+            simulate_txs_per_block = simulate,
+            "node started"
         );
         let producer = node.clone();
         let stop = stopped();

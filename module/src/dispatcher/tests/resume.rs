@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::handle::Start;
+use crate::metrics::Transport;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -22,7 +23,10 @@ async fn open(
     start: Start,
 ) -> Result<Subscription, CloseReason> {
     let h = m.handle();
-    let permit = h.limits.subscribe(IpAddr::from([127, 0, 0, 1])).unwrap();
+    let permit = h
+        .limits
+        .subscribe(IpAddr::from([127, 0, 0, 1]), Transport::Grpc)
+        .unwrap();
     h.subscribe(key, start, permit).await
 }
 
@@ -221,7 +225,10 @@ async fn a_slow_read_holds_up_no_one_and_misses_no_change_committed_meanwhile() 
         let h = m.handle().clone();
         let bob = bob.clone();
         tokio::spawn(async move {
-            let permit = h.limits.subscribe(IpAddr::from([127, 0, 0, 1])).unwrap();
+            let permit = h
+                .limits
+                .subscribe(IpAddr::from([127, 0, 0, 1]), Transport::Grpc)
+                .unwrap();
             h.subscribe(balances(&bob), Start::Snapshot, permit).await
         })
     };
@@ -270,7 +277,10 @@ async fn subscriptions_ended_at_any_moment_leave_no_index_entry() {
         };
         let wait = Duration::from_micros(rand() % 3000);
         let task = tokio::spawn(async move {
-            let permit = h.limits.subscribe(IpAddr::from([127, 0, 0, 1])).unwrap();
+            let permit = h
+                .limits
+                .subscribe(IpAddr::from([127, 0, 0, 1]), Transport::Grpc)
+                .unwrap();
             if let Ok(s) = h.subscribe(key, start, permit).await {
                 // Some read a little, all end eventually (dropped).
                 let _ = tokio::time::timeout(Duration::from_millis(5), s.next()).await;
@@ -438,7 +448,10 @@ async fn a_50ms_reader_and_1000_arriving_subscribers_do_not_delay_existing_ones(
             let h = m.handle().clone();
             let key = balances(&Address::new(i.to_be_bytes().repeat(5)).unwrap());
             tokio::spawn(async move {
-                let permit = h.limits.subscribe(IpAddr::from([127, 0, 0, 1])).unwrap();
+                let permit = h
+                    .limits
+                    .subscribe(IpAddr::from([127, 0, 0, 1]), Transport::Grpc)
+                    .unwrap();
                 h.subscribe(key, Start::Snapshot, permit)
                     .await
                     .map(|s| (s, Instant::now()))
