@@ -1,6 +1,6 @@
-//! End-to-end gap checker: at least 200 clients over gRPC, WebSocket path routes and `/ws`,
-//! each with a random behaviour (normal, slow, paused 10 s, killed and resumed with
-//! `since_height`, resumed after the replay window), follow streams while `--simulate` fills
+//! End-to-end gap checker: at least 200 clients over gRPC, WebSocket path routes, `/ws` and
+//! Server-Sent Events (curl), each with a random behaviour (normal, slow, paused 10 s, killed
+//! and resumed with `since_height` / `Last-Event-ID`, resumed after the replay window), follow streams while `--simulate` fills
 //! every block with traffic, validators are slashed and unbondings mature. Afterwards every
 //! message every client received is held against the standard queries at every height (see
 //! `gap_support::checker` for the rules); the report prints what was checked and the
@@ -113,7 +113,12 @@ async fn every_client_sees_every_change_once_or_an_explicit_error() {
     // Plans: transports in turn, behaviours and streams at random.
     let mut rng = Rng::new(seed);
     let keys = universe();
-    let transports = [Transport::Grpc, Transport::WsPath, Transport::WsMux];
+    let transports = [
+        Transport::Grpc,
+        Transport::WsPath,
+        Transport::WsMux,
+        Transport::Sse,
+    ];
     let weights = [
         (Behaviour::Normal, 30),
         (Behaviour::Slow, 20),
@@ -130,7 +135,7 @@ async fn every_client_sees_every_change_once_or_an_explicit_error() {
     };
     let mut plans = Vec::new();
     for client in 0..clients {
-        let transport = transports[client % 3];
+        let transport = transports[client % transports.len()];
         let mut roll = rng.below(100);
         let behaviour = weights
             .iter()

@@ -1,11 +1,11 @@
 //! End-to-end: resume by height (`since_height`) at the replay window's edges, on gRPC, a
-//! WebSocket path route and `/ws`, while `--simulate` keeps alice's balance moving:
+//! WebSocket path route, `/ws` and SSE (`Last-Event-ID`, through curl), while `--simulate` keeps alice's balance moving:
 //! - `since_height` = the oldest resumable height (`stream_replay_oldest_height`) is served:
 //!   the stream replays exactly the heights after it at which the value changed, then goes on
 //!   live without a gap or a duplicate at the seam (checked against the standard queries at
 //!   every height);
 //! - one below the oldest is refused: gRPC OUT_OF_RANGE, HTTP 410 with a JSON body before the
-//!   upgrade, `/ws` error 410, each with the documented message naming the oldest height;
+//!   upgrade (or before the SSE stream), `/ws` error 410, each with the documented message naming the oldest height;
 //! - above the latest height is refused: INVALID_ARGUMENT, HTTP 400, `/ws` error 400;
 //! - `stream_replays_total` and `stream_replays_refused_total{reason="out_of_window"}` count
 //!   exactly those;
@@ -36,7 +36,12 @@ const WINDOW: i64 = 20;
 const LIVE: Duration = Duration::from_secs(3);
 /// Reading time after the stop height, so the last changes arrive.
 const DRAIN: Duration = Duration::from_millis(1_500);
-const TRANSPORTS: [Transport; 3] = [Transport::Grpc, Transport::WsPath, Transport::WsMux];
+const TRANSPORTS: [Transport; 4] = [
+    Transport::Grpc,
+    Transport::WsPath,
+    Transport::WsMux,
+    Transport::Sse,
+];
 
 /// A node with simulated traffic and a 20-block window, its commit timeline sampled.
 struct Setup {
@@ -109,7 +114,7 @@ fn alice() -> StreamKey {
 fn gone(transport: Transport) -> &'static str {
     match transport {
         Transport::Grpc => "OutOfRange",
-        Transport::WsPath => "HTTP 410",
+        Transport::WsPath | Transport::Sse => "HTTP 410",
         Transport::WsMux => "410",
     }
 }
@@ -119,7 +124,7 @@ fn ended_gone(transport: Transport) -> &'static str {
     match transport {
         Transport::Grpc => "OutOfRange",
         Transport::WsPath => "4410",
-        Transport::WsMux => "410",
+        Transport::WsMux | Transport::Sse => "410",
     }
 }
 
@@ -127,7 +132,7 @@ fn ended_gone(transport: Transport) -> &'static str {
 fn invalid(transport: Transport) -> &'static str {
     match transport {
         Transport::Grpc => "InvalidArgument",
-        Transport::WsPath => "HTTP 400",
+        Transport::WsPath | Transport::Sse => "HTTP 400",
         Transport::WsMux => "400",
     }
 }

@@ -41,6 +41,12 @@ pub enum RequestError {
     /// `since_height` that is not a height (WebSocket query or `/ws` params).
     #[error("since_height {0:?} is not a height; expected an integer from 0 to {max}", max = i64::MAX)]
     SinceHeight(String),
+    /// A `Last-Event-ID` header (SSE) that is not a height.
+    #[error(
+        "Last-Event-ID {0:?} is not a height; it carries the id (the height) of the last event received, an integer from 0 to {max}",
+        max = i64::MAX
+    )]
+    LastEventId(String),
     /// A query parameter given more than once (`?since_height=1&since_height=2`).
     #[error("{0} is given more than once; give it once")]
     Repeated(&'static str),

@@ -32,18 +32,21 @@ pub type Label = [(&'static str, &'static str); 1];
 pub enum Transport {
     /// A WebSocket connection (path route or `/ws`).
     WebSocket,
+    /// A Server-Sent Events stream.
+    Sse,
     /// A gRPC server stream.
     Grpc,
 }
 
 impl Transport {
     /// Every transport, in the order `/stats` lists them.
-    pub const ALL: [Transport; 2] = [Transport::WebSocket, Transport::Grpc];
+    pub const ALL: [Transport; 3] = [Transport::WebSocket, Transport::Sse, Transport::Grpc];
 
     /// The label value.
     pub fn label(self) -> &'static str {
         match self {
             Transport::WebSocket => "websocket",
+            Transport::Sse => "sse",
             Transport::Grpc => "grpc",
         }
     }

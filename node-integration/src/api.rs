@@ -54,7 +54,7 @@ async fn metrics(State(registry): State<Arc<Registry>>, Query(q): Query<MetricsQ
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
-        axum::Json(serde_json::json!({"error": "not found; the API port serves /metrics, /health, /stats, /ws and /ws/subscribe/..."})),
+        axum::Json(serde_json::json!({"error": "not found; the API port serves /metrics, /health, /stats, /ws, /ws/subscribe/... and /sse/subscribe/..."})),
     )
         .into_response()
 }

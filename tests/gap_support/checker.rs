@@ -78,7 +78,7 @@ fn gone_code(transport: Transport) -> &'static str {
     match transport {
         Transport::Grpc => "OutOfRange",
         Transport::WsPath => "4410",
-        Transport::WsMux => "410",
+        Transport::WsMux | Transport::Sse => "410",
     }
 }
 
@@ -208,7 +208,7 @@ pub fn check(
 fn check_refusal(transport: Transport, r: &Refusal, timeline: &Timeline) -> Result<(), String> {
     let code = match transport {
         Transport::Grpc => "OutOfRange",
-        Transport::WsPath => "HTTP 410",
+        Transport::WsPath | Transport::Sse => "HTTP 410",
         Transport::WsMux => "410",
     };
     if r.error.code != code {

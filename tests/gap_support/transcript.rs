@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 
 use crate::stream_support::StreamKey;
 
-/// The three ways to stream.
+/// The four ways to stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Transport {
     /// `juno.stream.v1.Query` on the gRPC port.
@@ -17,6 +17,8 @@ pub enum Transport {
     WsPath,
     /// `/ws`: several subscriptions on one connection.
     WsMux,
+    /// Server-Sent Events `/sse/subscribe/...` (curl), resumed with `Last-Event-ID`.
+    Sse,
 }
 
 impl Transport {
@@ -26,6 +28,7 @@ impl Transport {
             Transport::Grpc => "gRPC",
             Transport::WsPath => "WS path",
             Transport::WsMux => "/ws",
+            Transport::Sse => "SSE",
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The three transports as one client connection the behaviours drive: open a subscription
+//! The four transports as one client connection the behaviours drive: open a subscription
 //! (from a snapshot or `since_height`), read the next event, kill the connection (no close
 //! frame, no goodbye) or close it politely. A *slow* gRPC connection advertises a 1 KiB HTTP/2
 //! stream window, so a client that reads slowly or pauses really does push back on the server
@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tonic::Status;
 use tonic::transport::{Channel, Endpoint};
 
+use super::sse::{SseEvent, SseStream};
 use super::target::{canonical, from_ws, ws_stream};
 use super::transcript::{ServerError, Start, Transport};
 use crate::stream_support::{StreamKey, StreamValue};
@@ -73,6 +74,8 @@ enum Inner {
     },
     /// One path-route connection.
     Path { ws: Option<Ws> },
+    /// One SSE stream (curl).
+    Sse { events: Option<SseStream> },
     /// One `/ws` connection with several subscriptions.
     Mux {
         ws: Ws,
@@ -107,6 +110,7 @@ impl Conn {
                 }
             }
             Transport::WsPath => Inner::Path { ws: None },
+            Transport::Sse => Inner::Sse { events: None },
             Transport::WsMux => {
                 let ws = upgrade(addrs.api, "/ws")
                     .await
@@ -143,6 +147,17 @@ impl Conn {
                     Err(_) => panic!("{} {key:?} not answered within {OPEN_TIMEOUT:?}", key.rpc()),
                 };
                 *stream = Some(opened.map_err(|s| server_error(&s))?);
+                Ok(())
+            }
+            Inner::Sse { events } => {
+                *events = None;
+                let path = ws_stream(key).path().replacen("/ws/", "/sse/", 1);
+                let resume = (since > 0).then_some(since);
+                let open = SseStream::open(self.addrs.api, &path, resume);
+                let opened = tokio::time::timeout(OPEN_TIMEOUT, open)
+                    .await
+                    .unwrap_or_else(|_| panic!("SSE {path} not answered within {OPEN_TIMEOUT:?}"));
+                *events = Some(opened?);
                 Ok(())
             }
             Inner::Path { ws } => {
@@ -233,6 +248,26 @@ impl Conn {
                     }
                 }
             }
+            Inner::Sse { events } => {
+                let Some(e) = events else {
+                    return std::future::pending().await;
+                };
+                match e.next().await {
+                    SseEvent::Update(height, value) => Incoming::Update {
+                        sub: 0,
+                        height,
+                        value,
+                    },
+                    SseEvent::Ended(error) => {
+                        *events = None;
+                        Incoming::Ended { sub: 0, error }
+                    }
+                    SseEvent::Closed(why) => {
+                        *events = None;
+                        Incoming::Closed(why)
+                    }
+                }
+            }
             Inner::Path { ws } => {
                 let Some(w) = ws else {
                     return std::future::pending().await;
@@ -296,7 +331,8 @@ impl Conn {
     /// Ends the connection politely (WebSocket close frame; gRPC streams are reset).
     pub async fn close(self) {
         match self.inner {
-            Inner::Grpc { .. } => {}
+            // SSE has no goodbye: the client closes its connection.
+            Inner::Grpc { .. } | Inner::Sse { .. } => {}
             Inner::Path { ws: Some(mut ws) } | Inner::Mux { mut ws, .. } => {
                 let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
             }

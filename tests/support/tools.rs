@@ -54,6 +54,14 @@ pub const PROMETHEUS: Tool = Tool {
     package: "Debian prometheus, unpacked with dpkg-deb -x",
 };
 
+/// curl, the SSE client the README shows (`curl -N`); Debian package `curl`.
+pub const CURL: Tool = Tool {
+    name: "curl",
+    var: "STREAM_CURL",
+    installed: "/usr/bin/curl",
+    package: "Debian curl (apt-get install curl)",
+};
+
 impl Tool {
     /// The binary: `$var` if set (it must name a file), else `name` on PATH, else where
     /// scripts/test installs it. Fails the test when it is nowhere.

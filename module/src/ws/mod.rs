@@ -1,16 +1,17 @@
 //! WebSocket streams on the node's API port (DESIGN.md 4.2): six path routes with one
 //! subscription per connection, and the multiplexed `/ws` endpoint with JSON control
-//! messages. Requests are checked before the upgrade (path and addresses: 400, origin: 403,
+//! messages; and the same six path routes as Server-Sent Events (`sse`). Requests are checked before the upgrade (path and addresses: 400, origin: 403,
 //! connection limit: 503, subscription limit: 429), each with a JSON `{"error": ...}` body and
 //! a `stream_connection_rejected{reason}` count.
 
 mod connection;
 pub(crate) mod control;
 mod request;
+mod sse;
 
 use crate::chain::RequestError;
 use crate::config::WebSocketConfig;
-use crate::handle::Handle;
+use crate::handle::{Handle, Start};
 use crate::key::SubscriptionKey;
 use crate::limits::LimitError;
 use crate::metrics::Transport;
@@ -94,6 +95,30 @@ impl WsState {
         }
     }
 
+    /// A path route's subscription: its key from the path, where it starts from the query's
+    /// `since_height` (or `resume_after`, which takes precedence: SSE's `Last-Event-ID`).
+    fn path_request(
+        &self,
+        stream: &str,
+        params: PathParams,
+        query: QueryParams,
+        resume_after: Option<Start>,
+    ) -> Result<(SubscriptionKey, Start), HttpError> {
+        let Path(params) = params.map_err(|e| self.bad_request(path_error(e)))?;
+        let Query(query) = query.map_err(|e| self.bad_request(query_error(e)))?;
+        let mut since = query.iter().filter(|(k, _)| k == "since_height");
+        let since_height = since.next().map(|(_, v)| v.as_str());
+        if since.next().is_some() {
+            return Err(self.bad_request(RequestError::Repeated("since_height")));
+        }
+        let start = request::start_from(since_height).map_err(|e| self.bad_request(e))?;
+        let key = parse_stream(&self.handle.chain, stream, |k| {
+            params.get(k).map(String::as_str)
+        })
+        .map_err(|e| self.bad_request(e))?;
+        Ok((key, resume_after.unwrap_or(start)))
+    }
+
     /// Limits already counted the rejection.
     fn limit(&self, e: LimitError) -> HttpError {
         let status = match e {
@@ -106,6 +131,22 @@ impl WsState {
             status,
             message: e.to_string(),
         }
+    }
+
+    /// A browser's `Origin` must be in `allowed_origins` (403 otherwise).
+    fn check_origin(&self, headers: &HeaderMap) -> Result<(), HttpError> {
+        let origin = headers.get("origin").and_then(|o| o.to_str().ok());
+        if !self.config.origin_allowed(origin) {
+            return Err(self.reject(
+                StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                format!(
+                    "origin {:?} is not allowed ([stream] allowed_origins in app.toml)",
+                    origin.unwrap_or_default()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Checks that apply to both kinds of endpoint; returns the upgrade.
@@ -127,17 +168,7 @@ impl WsState {
                 format!("this endpoint speaks WebSocket ({e}); connect with a WebSocket client, e.g. websocat"),
             ),
         })?;
-        let origin = headers.get("origin").and_then(|o| o.to_str().ok());
-        if !self.config.origin_allowed(origin) {
-            return Err(self.reject(
-                StatusCode::FORBIDDEN,
-                "origin_not_allowed",
-                format!(
-                    "origin {:?} is not allowed ([stream] allowed_origins in app.toml)",
-                    origin.unwrap_or_default()
-                ),
-            ));
-        }
+        self.check_origin(headers)?;
         // The frame bound makes the library refuse an oversize frame from its header, before
         // reading the payload (close 1009), instead of buffering up to its 16 MiB default.
         let max = self.config.max_message_size;
@@ -152,38 +183,39 @@ pub(crate) fn router(handle: Handle, config: WebSocketConfig) -> Router {
         handle,
         config: Arc::new(config),
     };
-    Router::new()
-        .route("/ws", get(multiplexed))
-        .route(
-            "/ws/subscribe/bank/balance/{address}/{*denom}",
-            get(path_route("bank/balance")),
-        )
-        .route(
-            "/ws/subscribe/bank/balances/{address}",
-            get(path_route("bank/balances")),
-        )
-        .route(
-            "/ws/subscribe/staking/delegations/{delegator}",
-            get(path_route("staking/delegations")),
-        )
-        .route(
-            "/ws/subscribe/staking/delegation/{delegator}/{validator}",
-            get(path_route("staking/delegation")),
-        )
-        .route(
-            "/ws/subscribe/staking/unbonding-delegations/{delegator}",
-            get(path_route("staking/unbonding-delegations")),
-        )
-        .route(
-            "/ws/subscribe/staking/unbonding-delegation/{delegator}/{validator}",
-            get(path_route("staking/unbonding-delegation")),
-        )
-        // `{*rest}` needs at least one character: `/ws/` itself would get the router's
-        // empty 404 (found by the ws_request fuzz target).
-        .route("/ws/", get(unknown_path))
+    let mut r = Router::new().route("/ws", get(multiplexed));
+    for (stream, params) in PATH_ROUTES {
+        r = r
+            .route(
+                &format!("/ws/subscribe/{stream}/{params}"),
+                get(path_route(stream)),
+            )
+            .route(
+                &format!("/sse/subscribe/{stream}/{params}"),
+                get(sse::route(stream)),
+            );
+    }
+    // `{*rest}` needs at least one character: `/ws/` itself would get the router's empty 404
+    // (found by the ws_request fuzz target).
+    r.route("/ws/", get(unknown_path))
         .route("/ws/{*rest}", get(unknown_path))
+        .route("/sse", get(unknown_path))
+        .route("/sse/", get(unknown_path))
+        .route("/sse/{*rest}", get(unknown_path))
         .with_state(state)
 }
+
+/// The six streams' path routes: the stream's name and its parameters' path segments. The
+/// WebSocket routes are `/ws/subscribe/<stream>/<params>`, the SSE ones
+/// `/sse/subscribe/<stream>/<params>`.
+const PATH_ROUTES: [(&str, &str); 6] = [
+    (STREAMS[0], "{address}/{*denom}"),
+    (STREAMS[1], "{address}"),
+    (STREAMS[2], "{delegator}"),
+    (STREAMS[3], "{delegator}/{validator}"),
+    (STREAMS[4], "{delegator}"),
+    (STREAMS[5], "{delegator}/{validator}"),
+];
 
 type PathParams = Result<Path<HashMap<String, String>>, PathRejection>;
 /// In order and with repeats, so that a repeated `since_height` is refused rather than one of
@@ -250,18 +282,7 @@ async fn single(
     query: QueryParams,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, HttpError> {
-    let Path(params) = params.map_err(|e| ws.bad_request(path_error(e)))?;
-    let Query(query) = query.map_err(|e| ws.bad_request(query_error(e)))?;
-    let mut since = query.iter().filter(|(k, _)| k == "since_height");
-    let since_height = since.next().map(|(_, v)| v.as_str());
-    if since.next().is_some() {
-        return Err(ws.bad_request(RequestError::Repeated("since_height")));
-    }
-    let start = request::start_from(since_height).map_err(|e| ws.bad_request(e))?;
-    let key: SubscriptionKey = parse_stream(&ws.handle.chain, stream, |k| {
-        params.get(k).map(String::as_str)
-    })
-    .map_err(|e| ws.bad_request(e))?;
+    let (key, start) = ws.path_request(stream, params, query, None)?;
     let upgrade = ws.accept(upgrade, &headers)?;
     let client = request::client_ip(peer, &headers, &ws.config);
     // The subscription slot first, so a refused request never counts as a connection.
@@ -317,11 +338,19 @@ async fn unknown_path(State(ws): State<WsState>, uri: Uri) -> HttpError {
     ws.reject(
         StatusCode::BAD_REQUEST,
         "invalid_request",
-        format!(
-            "unknown stream path {}; use /ws or /ws/subscribe/{{{}}}/...",
-            uri.path(),
-            STREAMS.join(",")
-        ),
+        if uri.path().starts_with("/sse") {
+            format!(
+                "unknown stream path {}; use /sse/subscribe/{{{}}}/...",
+                uri.path(),
+                STREAMS.join(",")
+            )
+        } else {
+            format!(
+                "unknown stream path {}; use /ws or /ws/subscribe/{{{}}}/...",
+                uri.path(),
+                STREAMS.join(",")
+            )
+        },
     )
 }
 

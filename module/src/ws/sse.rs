@@ -1,0 +1,188 @@
+//! Server-Sent Events (`GET /sse/subscribe/<stream>/...`): the path routes' subscriptions
+//! for clients that cannot hold a WebSocket (`curl -N`, `EventSource`, proxies that strip
+//! upgrades). Each update is one event: `id: <height>`, `event: update`, `data: <the
+//! WebSocket frame's JSON>`; a comment line every `ping_interval` keeps proxies from timing
+//! the stream out. `Last-Event-ID` (what `EventSource` sends when it reconnects), or else
+//! `?since_height=`, resumes exactly as a WebSocket resume does. The stream ends with one
+//! `event: error` whose data is `{"code": .., "error": ..}` (410 when the client must
+//! resume or re-snapshot, 503 on shutdown). Refusals before the stream starts are the
+//! WebSocket routes' HTTP status + JSON body.
+
+use super::{HttpError, PathParams, QueryParams, WsState, request};
+use crate::chain::{self, RequestError};
+use crate::handle::{Start, Subscription};
+use crate::limits::ConnectionPermit;
+use crate::metrics::Transport;
+use crate::outbox::{CloseReason, Next, shutting_down};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use tokio::sync::watch;
+
+/// A handler for one of the six SSE routes.
+#[allow(clippy::type_complexity)]
+pub(super) fn route(
+    stream: &'static str,
+) -> impl Fn(
+    State<WsState>,
+    ConnectInfo<SocketAddr>,
+    HeaderMap,
+    PathParams,
+    QueryParams,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
++ Clone
++ Send
++ Sync
++ 'static {
+    move |State(ws), ConnectInfo(peer), headers, params, query| {
+        Box::pin(async move {
+            match open(ws, peer, headers, stream, params, query).await {
+                Ok(r) => r,
+                Err(e) => e.into_response(),
+            }
+        })
+    }
+}
+
+/// `Last-Event-ID`: the height of the last event the client received (an empty one means
+/// none, as the SSE spec resets it so).
+fn last_event_id(ws: &WsState, headers: &HeaderMap) -> Result<Option<Start>, HttpError> {
+    let Some(v) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    let text = v.to_str().map_err(|_| {
+        ws.bad_request(RequestError::LastEventId(
+            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        ))
+    })?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let height: i64 = text
+        .parse()
+        .map_err(|_| ws.bad_request(RequestError::LastEventId(text.to_string())))?;
+    chain::start_from(height)
+        .map(Some)
+        .map_err(|e| ws.bad_request(e))
+}
+
+async fn open(
+    ws: WsState,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    stream: &'static str,
+    params: PathParams,
+    query: QueryParams,
+) -> Result<Response, HttpError> {
+    let resume_after = last_event_id(&ws, &headers)?;
+    let (key, start) = ws.path_request(stream, params, query, resume_after)?;
+    let origin = headers.get(header::ORIGIN).cloned();
+    ws.check_origin(&headers)?;
+    let client = request::client_ip(peer, &headers, &ws.config);
+    let permit = ws
+        .handle
+        .limits
+        .subscribe(client, Transport::Sse)
+        .map_err(|e| ws.limit(e))?;
+    let connection = ws
+        .handle
+        .limits
+        .connect(Transport::Sse, client)
+        .map_err(|e| ws.limit(e))?;
+    let sub = ws
+        .handle
+        .subscribe(key, start, permit)
+        .await
+        .map_err(|r| ws.refused(r))?;
+    let events = events(sub, connection, ws.handle.shutdown.clone());
+    let mut response = Sse::new(events)
+        .keep_alive(
+            KeepAlive::new()
+                .interval(ws.config.ping_interval)
+                .text("keepalive"),
+        )
+        .into_response();
+    let h = response.headers_mut();
+    // Proxies such as nginx buffer responses unless told not to.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    if let Some(origin) = origin {
+        // A browser on another origin (already checked against allowed_origins) may read it.
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(header::VARY, HeaderValue::from_static("origin"));
+    }
+    Ok(response)
+}
+
+/// What the stream still has to do.
+enum State_ {
+    Live {
+        sub: Subscription,
+        connection: ConnectionPermit,
+        shutdown: watch::Receiver<bool>,
+    },
+    Done,
+}
+
+/// The subscription's updates as events, ending with one `error` event.
+fn events(
+    sub: Subscription,
+    connection: ConnectionPermit,
+    shutdown: watch::Receiver<bool>,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send {
+    let start = State_::Live {
+        sub,
+        connection,
+        shutdown,
+    };
+    futures_util::stream::unfold(start, |state| async move {
+        let State_::Live {
+            sub,
+            connection,
+            mut shutdown,
+        } = state
+        else {
+            return None;
+        };
+        let next = tokio::select! {
+            _ = shutting_down(&mut shutdown) => Next::Closed(CloseReason::Shutdown),
+            next = sub.next() => next,
+        };
+        match next {
+            Next::Update(u) => {
+                let event = Event::default()
+                    .id(u.height.to_string())
+                    .event("update")
+                    .data(u.json());
+                Some((
+                    Ok(event),
+                    State_::Live {
+                        sub,
+                        connection,
+                        shutdown,
+                    },
+                ))
+            }
+            Next::Closed(r) => {
+                drop((sub, connection));
+                Some((Ok(error_event(&r)), State_::Done))
+            }
+        }
+    })
+}
+
+/// The last event of a stream that ends.
+fn error_event(r: &CloseReason) -> Event {
+    let code = match r {
+        CloseReason::Shutdown => StatusCode::SERVICE_UNAVAILABLE,
+        CloseReason::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        CloseReason::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+        CloseReason::OutOfRange(_) => StatusCode::GONE,
+    };
+    let body = serde_json::json!({"code": code.as_u16(), "error": r.to_string()});
+    Event::default().event("error").data(body.to_string())
+}
