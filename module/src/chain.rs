@@ -41,6 +41,16 @@ pub enum RequestError {
     /// `since_height` that is not a height (WebSocket query or `/ws` params).
     #[error("since_height {0:?} is not a height; expected an integer from 0 to {max}", max = i64::MAX)]
     SinceHeight(String),
+    /// An `encoding` that does not exist.
+    #[error(
+        "encoding {0:?} is unknown; use json (text frames, the default) or proto (binary frames carrying the gRPC Stream*Response)"
+    )]
+    UnknownEncoding(String),
+    /// `encoding=proto` where only JSON text can be carried.
+    #[error(
+        "encoding=proto is for WebSocket path routes (binary frames); Server-Sent Events carry JSON text only"
+    )]
+    ProtoOverSse,
     /// A `Last-Event-ID` header (SSE) that is not a height.
     #[error(
         "Last-Event-ID {0:?} is not a height; it carries the id (the height) of the last event received, an integer from 0 to {max}",

@@ -85,10 +85,16 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for StreamServer {
 impl StreamService {
     /// The tonic server for it.
     pub(crate) fn server(handle: Handle) -> StreamServer {
+        use tonic::codec::CompressionEncoding::{Gzip, Zstd};
+        // Compressed both ways when the client asks (`grpc-accept-encoding`); plain otherwise.
         let inner = QueryServer::new(StreamService {
             handle: handle.clone(),
         })
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .accept_compressed(Gzip)
+        .accept_compressed(Zstd)
+        .send_compressed(Gzip)
+        .send_compressed(Zstd);
         StreamServer { inner, handle }
     }
 
@@ -201,6 +207,87 @@ pub(crate) fn unbonding(u: &UnbondingValue) -> UnbondingDelegation {
     }
 }
 
+fn balance_response(u: &Update) -> Option<StreamBalanceResponse> {
+    match u.value.as_ref() {
+        Value::Balance(b) => Some(StreamBalanceResponse {
+            balance: Some(coin(b)),
+            height: u.height,
+        }),
+        _ => None,
+    }
+}
+
+fn all_balances_response(u: &Update) -> Option<StreamAllBalancesResponse> {
+    match u.value.as_ref() {
+        Value::Balances(b) => Some(StreamAllBalancesResponse {
+            balances: b.iter().map(coin).collect(),
+            height: u.height,
+        }),
+        _ => None,
+    }
+}
+
+fn delegations_response(u: &Update) -> Option<StreamDelegationsResponse> {
+    match u.value.as_ref() {
+        Value::Delegations(d) => Some(StreamDelegationsResponse {
+            delegations: d.iter().map(delegation).collect(),
+            height: u.height,
+        }),
+        _ => None,
+    }
+}
+
+fn delegation_response(u: &Update) -> Option<StreamDelegationResponse> {
+    match u.value.as_ref() {
+        Value::Delegation(d) => Some(StreamDelegationResponse {
+            delegation: d.as_ref().map(delegation),
+            height: u.height,
+            found: d.is_some(),
+        }),
+        _ => None,
+    }
+}
+
+fn unbonding_delegations_response(u: &Update) -> Option<StreamUnbondingDelegationsResponse> {
+    match u.value.as_ref() {
+        Value::UnbondingDelegations(d) => Some(StreamUnbondingDelegationsResponse {
+            delegations: d.iter().map(unbonding).collect(),
+            height: u.height,
+        }),
+        _ => None,
+    }
+}
+
+fn unbonding_delegation_response(u: &Update) -> Option<StreamUnbondingDelegationResponse> {
+    match u.value.as_ref() {
+        Value::UnbondingDelegation(d) => Some(StreamUnbondingDelegationResponse {
+            delegation: d.as_ref().map(unbonding),
+            height: u.height,
+            found: d.is_some(),
+        }),
+        _ => None,
+    }
+}
+
+/// The protobuf `Stream*Response` of an update, as the gRPC stream of its kind sends it
+/// (WebSocket path routes with `?encoding=proto` send exactly these bytes).
+pub(crate) fn protobuf(u: &Update) -> Vec<u8> {
+    use prost::Message as _;
+    match u.value.as_ref() {
+        Value::Balance(_) => balance_response(u).map(|m| m.encode_to_vec()),
+        Value::Balances(_) => all_balances_response(u).map(|m| m.encode_to_vec()),
+        Value::Delegations(_) => delegations_response(u).map(|m| m.encode_to_vec()),
+        Value::Delegation(_) => delegation_response(u).map(|m| m.encode_to_vec()),
+        Value::UnbondingDelegations(_) => {
+            unbonding_delegations_response(u).map(|m| m.encode_to_vec())
+        }
+        Value::UnbondingDelegation(_) => {
+            unbonding_delegation_response(u).map(|m| m.encode_to_vec())
+        }
+    }
+    .unwrap_or_default()
+}
+
 #[tonic::async_trait]
 impl Query for StreamService {
     type StreamBalanceStream = ResponseStream<StreamBalanceResponse>;
@@ -215,14 +302,7 @@ impl Query for StreamService {
         req: Request<StreamBalanceRequest>,
     ) -> Result<Response<Self::StreamBalanceStream>, Status> {
         let (client, r) = (req.remote_addr(), req.into_inner());
-        self.open(client, &r, |u| match u.value.as_ref() {
-            Value::Balance(b) => Some(StreamBalanceResponse {
-                balance: Some(coin(b)),
-                height: u.height,
-            }),
-            _ => None,
-        })
-        .await
+        self.open(client, &r, balance_response).await
     }
 
     async fn stream_all_balances(
@@ -230,14 +310,7 @@ impl Query for StreamService {
         req: Request<StreamAllBalancesRequest>,
     ) -> Result<Response<Self::StreamAllBalancesStream>, Status> {
         let (client, r) = (req.remote_addr(), req.into_inner());
-        self.open(client, &r, |u| match u.value.as_ref() {
-            Value::Balances(b) => Some(StreamAllBalancesResponse {
-                balances: b.iter().map(coin).collect(),
-                height: u.height,
-            }),
-            _ => None,
-        })
-        .await
+        self.open(client, &r, all_balances_response).await
     }
 
     async fn stream_delegations(
@@ -245,14 +318,7 @@ impl Query for StreamService {
         req: Request<StreamDelegationsRequest>,
     ) -> Result<Response<Self::StreamDelegationsStream>, Status> {
         let (client, r) = (req.remote_addr(), req.into_inner());
-        self.open(client, &r, |u| match u.value.as_ref() {
-            Value::Delegations(d) => Some(StreamDelegationsResponse {
-                delegations: d.iter().map(delegation).collect(),
-                height: u.height,
-            }),
-            _ => None,
-        })
-        .await
+        self.open(client, &r, delegations_response).await
     }
 
     async fn stream_delegation(
@@ -260,15 +326,7 @@ impl Query for StreamService {
         req: Request<StreamDelegationRequest>,
     ) -> Result<Response<Self::StreamDelegationStream>, Status> {
         let (client, r) = (req.remote_addr(), req.into_inner());
-        self.open(client, &r, |u| match u.value.as_ref() {
-            Value::Delegation(d) => Some(StreamDelegationResponse {
-                delegation: d.as_ref().map(delegation),
-                height: u.height,
-                found: d.is_some(),
-            }),
-            _ => None,
-        })
-        .await
+        self.open(client, &r, delegation_response).await
     }
 
     async fn stream_unbonding_delegations(
@@ -276,14 +334,7 @@ impl Query for StreamService {
         req: Request<StreamUnbondingDelegationsRequest>,
     ) -> Result<Response<Self::StreamUnbondingDelegationsStream>, Status> {
         let (client, r) = (req.remote_addr(), req.into_inner());
-        self.open(client, &r, |u| match u.value.as_ref() {
-            Value::UnbondingDelegations(d) => Some(StreamUnbondingDelegationsResponse {
-                delegations: d.iter().map(unbonding).collect(),
-                height: u.height,
-            }),
-            _ => None,
-        })
-        .await
+        self.open(client, &r, unbonding_delegations_response).await
     }
 
     async fn stream_unbonding_delegation(
@@ -291,14 +342,6 @@ impl Query for StreamService {
         req: Request<StreamUnbondingDelegationRequest>,
     ) -> Result<Response<Self::StreamUnbondingDelegationStream>, Status> {
         let (client, r) = (req.remote_addr(), req.into_inner());
-        self.open(client, &r, |u| match u.value.as_ref() {
-            Value::UnbondingDelegation(d) => Some(StreamUnbondingDelegationResponse {
-                delegation: d.as_ref().map(unbonding),
-                height: u.height,
-                found: d.is_some(),
-            }),
-            _ => None,
-        })
-        .await
+        self.open(client, &r, unbonding_delegation_response).await
     }
 }

@@ -66,6 +66,8 @@ pub struct Update {
     pub produced: Instant,
     /// The WebSocket JSON, rendered once for all subscribers of the update.
     json: OnceLock<String>,
+    /// The protobuf `Stream*Response` (`?encoding=proto`), encoded once when first asked for.
+    proto: OnceLock<bytes::Bytes>,
 }
 
 impl Update {
@@ -76,6 +78,7 @@ impl Update {
             value,
             produced,
             json: OnceLock::new(),
+            proto: OnceLock::new(),
         }
     }
 
@@ -83,6 +86,14 @@ impl Update {
     pub fn json(&self) -> &str {
         self.json
             .get_or_init(|| crate::json::render(self.height, &self.value))
+    }
+
+    /// The protobuf `Stream*Response` of this update's kind, encoded on first use and shared
+    /// (a clone is a reference count).
+    pub fn proto(&self) -> bytes::Bytes {
+        self.proto
+            .get_or_init(|| crate::grpc::protobuf(self).into())
+            .clone()
     }
 }
 

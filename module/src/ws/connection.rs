@@ -3,6 +3,7 @@
 //! sends close code 1001 on shutdown. `single` serves a path route's one subscription;
 //! `multiplexed` serves `/ws` and its control messages.
 
+use super::Encoding;
 use super::control::{self, Reply};
 use crate::config::WebSocketConfig;
 use crate::handle::{Handle, Subscription};
@@ -171,6 +172,7 @@ fn truncate(s: &str) -> String {
 pub(super) async fn single(
     socket: WebSocket,
     sub: Subscription,
+    encoding: Encoding,
     _connection: ConnectionPermit,
     config: Arc<WebSocketConfig>,
     mut shutdown: watch::Receiver<bool>,
@@ -180,7 +182,13 @@ pub(super) async fn single(
         tokio::select! {
             _ = shutting_down(&mut shutdown) => return c.close_for(CloseReason::Shutdown).await,
             next = sub.next() => match next {
-                Next::Update(u) => if c.text(u.json()).await.is_err() { return },
+                Next::Update(u) => {
+                    let frame = match encoding {
+                        Encoding::Json => Message::Text(u.json().into()),
+                        Encoding::Proto => Message::Binary(u.proto()),
+                    };
+                    if c.send(frame).await.is_err() { return }
+                }
                 Next::Closed(r) => return c.close_for(r).await,
             },
             event = c.event() => match event {

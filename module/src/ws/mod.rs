@@ -37,6 +37,22 @@ struct WsState {
     config: Arc<WebSocketConfig>,
 }
 
+/// How a path route's updates are framed (`?encoding=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    /// Text frames: the JSON of DESIGN.md 4.2 (the default).
+    Json,
+    /// Binary frames: the protobuf `Stream*Response` the gRPC stream of the same kind sends.
+    Proto,
+}
+
+/// A path route's checked request.
+struct PathRequest {
+    key: SubscriptionKey,
+    start: Start,
+    encoding: Encoding,
+}
+
 /// A refusal before the upgrade: status + `{"error": message}`.
 #[derive(Debug)]
 pub(crate) struct HttpError {
@@ -96,27 +112,42 @@ impl WsState {
     }
 
     /// A path route's subscription: its key from the path, where it starts from the query's
-    /// `since_height` (or `resume_after`, which takes precedence: SSE's `Last-Event-ID`).
+    /// `since_height` (or `resume_after`, which takes precedence: SSE's `Last-Event-ID`), and
+    /// the frames' `encoding`.
     fn path_request(
         &self,
         stream: &str,
         params: PathParams,
         query: QueryParams,
         resume_after: Option<Start>,
-    ) -> Result<(SubscriptionKey, Start), HttpError> {
+    ) -> Result<PathRequest, HttpError> {
         let Path(params) = params.map_err(|e| self.bad_request(path_error(e)))?;
         let Query(query) = query.map_err(|e| self.bad_request(query_error(e)))?;
-        let mut since = query.iter().filter(|(k, _)| k == "since_height");
-        let since_height = since.next().map(|(_, v)| v.as_str());
-        if since.next().is_some() {
-            return Err(self.bad_request(RequestError::Repeated("since_height")));
-        }
-        let start = request::start_from(since_height).map_err(|e| self.bad_request(e))?;
+        let once = |name: &'static str| {
+            let mut values = query.iter().filter(|(k, _)| k == name);
+            let first = values.next().map(|(_, v)| v.as_str());
+            match values.next() {
+                Some(_) => Err(self.bad_request(RequestError::Repeated(name))),
+                None => Ok(first),
+            }
+        };
+        let start = request::start_from(once("since_height")?).map_err(|e| self.bad_request(e))?;
+        let encoding = match once("encoding")? {
+            None | Some("json") => Encoding::Json,
+            Some("proto") => Encoding::Proto,
+            Some(other) => {
+                return Err(self.bad_request(RequestError::UnknownEncoding(other.to_string())));
+            }
+        };
         let key = parse_stream(&self.handle.chain, stream, |k| {
             params.get(k).map(String::as_str)
         })
         .map_err(|e| self.bad_request(e))?;
-        Ok((key, resume_after.unwrap_or(start)))
+        Ok(PathRequest {
+            key,
+            start: resume_after.unwrap_or(start),
+            encoding,
+        })
     }
 
     /// Limits already counted the rejection.
@@ -282,7 +313,11 @@ async fn single(
     query: QueryParams,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, HttpError> {
-    let (key, start) = ws.path_request(stream, params, query, None)?;
+    let PathRequest {
+        key,
+        start,
+        encoding,
+    } = ws.path_request(stream, params, query, None)?;
     let upgrade = ws.accept(upgrade, &headers)?;
     let client = request::client_ip(peer, &headers, &ws.config);
     // The subscription slot first, so a refused request never counts as a connection.
@@ -303,8 +338,9 @@ async fn single(
         .map_err(|r| ws.refused(r))?;
     let config = ws.config.clone();
     let shutdown = ws.handle.shutdown.clone();
-    Ok(upgrade
-        .on_upgrade(move |socket| connection::single(socket, sub, connection, config, shutdown)))
+    Ok(upgrade.on_upgrade(move |socket| {
+        connection::single(socket, sub, encoding, connection, config, shutdown)
+    }))
 }
 
 async fn multiplexed(

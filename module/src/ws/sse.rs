@@ -8,7 +8,7 @@
 //! resume or re-snapshot, 503 on shutdown). Refusals before the stream starts are the
 //! WebSocket routes' HTTP status + JSON body.
 
-use super::{HttpError, PathParams, QueryParams, WsState, request};
+use super::{Encoding, HttpError, PathParams, QueryParams, WsState, request};
 use crate::chain::{self, RequestError};
 use crate::handle::{Start, Subscription};
 use crate::limits::ConnectionPermit;
@@ -80,7 +80,10 @@ async fn open(
     query: QueryParams,
 ) -> Result<Response, HttpError> {
     let resume_after = last_event_id(&ws, &headers)?;
-    let (key, start) = ws.path_request(stream, params, query, resume_after)?;
+    let request = ws.path_request(stream, params, query, resume_after)?;
+    if request.encoding != Encoding::Json {
+        return Err(ws.bad_request(RequestError::ProtoOverSse));
+    }
     let origin = headers.get(header::ORIGIN).cloned();
     ws.check_origin(&headers)?;
     let client = request::client_ip(peer, &headers, &ws.config);
@@ -96,7 +99,7 @@ async fn open(
         .map_err(|e| ws.limit(e))?;
     let sub = ws
         .handle
-        .subscribe(key, start, permit)
+        .subscribe(request.key, request.start, permit)
         .await
         .map_err(|r| ws.refused(r))?;
     let events = events(sub, connection, ws.handle.shutdown.clone());
