@@ -487,10 +487,11 @@ async fn a_50ms_reader_and_1000_arriving_subscribers_do_not_delay_existing_ones(
         loaded_n * 10 >= all * 9 && loaded_n <= all,
         "{loaded_n} of {all} loaded updates"
     );
-    // Generous for a shared 2-core CI machine, yet far below the 50 ms a read on the
-    // dispatcher costs every stream.
+    // Generous for a shared, loaded 2-core machine (scheduling alone moves a debug build's
+    // p99 by tens of ms there), yet far below what reads on the dispatcher cost every stream:
+    // 1,000 reads of 50 ms, 16 per batch, held blocks up for 800 ms per batch.
     assert!(
-        loaded_p99 <= idle_p99 * 2 + Duration::from_millis(10),
+        loaded_p99 <= idle_p99 * 2 + Duration::from_millis(50),
         "p99 with arriving subscribers {loaded_p99:?} vs idle {idle_p99:?}"
     );
     assert!(
