@@ -22,6 +22,10 @@ pub const DEFAULT_REPLAY_MEMORY: usize = 256 * 1024 * 1024;
 /// Updates a resumed subscription may have waiting for its client; beyond that it ends with
 /// "resume with since_height=H".
 pub const DEFAULT_RESUME_QUEUE: usize = 1024;
+/// New connections a client may open per minute (`connect_rate`), and at once (`connect_burst`).
+pub const DEFAULT_CONNECT_RATE: &str = "120/min";
+/// See [`DEFAULT_CONNECT_RATE`].
+pub const DEFAULT_CONNECT_BURST: u32 = 60;
 /// Blocks the dispatcher may be behind the node before `/health` answers 503.
 pub const DEFAULT_HEALTH_MAX_LAG_BLOCKS: usize = 10;
 /// Largest WebSocket message a client may send (control messages are small).
@@ -44,8 +48,52 @@ pub struct StreamConfig {
     pub resume_queue: usize,
     /// `health_max_lag_blocks`; see [`DEFAULT_HEALTH_MAX_LAG_BLOCKS`].
     pub health_max_lag_blocks: usize,
+    /// `connect_rate` and `connect_burst`: new connections (WebSocket, SSE, gRPC streams) per
+    /// client; `None` = unlimited (`connect_rate = "0"`).
+    pub connect_rate: Option<ConnectRate>,
     /// WebSocket settings.
     pub websocket: WebSocketConfig,
+}
+
+/// A per-client connect rate: `count` connections per `period`, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectRate {
+    /// Connections per period.
+    pub count: u32,
+    /// The period (a second, a minute or an hour).
+    pub period: Duration,
+    /// Connections a client may open at once after a quiet spell.
+    pub burst: u32,
+}
+
+impl ConnectRate {
+    /// Parses `"N/s"`, `"N/min"` or `"N/h"` (`"0"` = unlimited) with `burst`.
+    pub fn parse(rate: &str, burst: u32) -> Result<Option<ConnectRate>, String> {
+        let rate = rate.trim();
+        if rate == "0" {
+            return Ok(None);
+        }
+        let (count, unit) = rate.split_once('/').ok_or_else(|| {
+            format!("{rate:?}: write a rate such as \"120/min\" (or \"0\" for none)")
+        })?;
+        let count: u32 = count
+            .trim()
+            .parse()
+            .ok()
+            .filter(|c| (1..=1_000_000).contains(c))
+            .ok_or_else(|| format!("{rate:?}: the count must be an integer from 1 to 1000000"))?;
+        let period = match unit.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            other => return Err(format!("{rate:?}: unknown unit {other:?}; use s, min or h")),
+        };
+        Ok(Some(ConnectRate {
+            count,
+            period,
+            burst,
+        }))
+    }
 }
 
 /// WebSocket connection handling.
@@ -109,6 +157,8 @@ impl Default for StreamConfig {
             replay_memory: DEFAULT_REPLAY_MEMORY,
             resume_queue: DEFAULT_RESUME_QUEUE,
             health_max_lag_blocks: DEFAULT_HEALTH_MAX_LAG_BLOCKS,
+            connect_rate: ConnectRate::parse(DEFAULT_CONNECT_RATE, DEFAULT_CONNECT_BURST)
+                .expect("the default parses"),
             websocket: WebSocketConfig::default(),
         }
     }
@@ -124,6 +174,8 @@ struct Raw {
     replay_memory: Option<usize>,
     resume_queue: Option<usize>,
     health_max_lag_blocks: Option<usize>,
+    connect_rate: Option<String>,
+    connect_burst: Option<usize>,
     ping_interval: Option<String>,
     idle_timeout: Option<String>,
     write_timeout: Option<String>,
@@ -265,6 +317,16 @@ impl StreamConfig {
                 raw.health_max_lag_blocks,
                 DEFAULT_HEALTH_MAX_LAG_BLOCKS,
             )?,
+            connect_rate: ConnectRate::parse(
+                raw.connect_rate.as_deref().unwrap_or(DEFAULT_CONNECT_RATE),
+                within(
+                    "connect_burst",
+                    raw.connect_burst,
+                    DEFAULT_CONNECT_BURST as usize,
+                    (1, 1_000_000),
+                )? as u32,
+            )
+            .map_err(|e| ConfigError(format!("connect_rate = {e}")))?,
             websocket,
         })
     }
@@ -276,6 +338,34 @@ mod tests {
 
     fn parse(s: &str) -> Result<StreamConfig, ConfigError> {
         StreamConfig::from_table(&toml::from_str(s).unwrap())
+    }
+
+    #[test]
+    fn connect_rates_parse_or_are_named() {
+        let c = parse("connect_rate = \"10/s\"\nconnect_burst = 5").unwrap();
+        assert_eq!(
+            c.connect_rate,
+            Some(ConnectRate {
+                count: 10,
+                period: Duration::from_secs(1),
+                burst: 5
+            })
+        );
+        assert_eq!(parse("connect_rate = \"0\"").unwrap().connect_rate, None);
+        let default = parse("").unwrap().connect_rate.unwrap();
+        assert_eq!(
+            (default.count, default.period),
+            (120, Duration::from_secs(60))
+        );
+        for (bad, says) in [
+            ("connect_rate = \"fast\"", "write a rate such as"),
+            ("connect_rate = \"10/day\"", "unknown unit \"day\""),
+            ("connect_rate = \"-1/min\"", "integer from 1 to 1000000"),
+            ("connect_burst = 0", "connect_burst = 0 is out of range"),
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -132,6 +132,13 @@ impl StreamService {
 fn limit_status(e: LimitError) -> Status {
     match e {
         LimitError::ShuttingDown => Status::unavailable(e.to_string()),
+        LimitError::ConnectRate {
+            retry_after_secs, ..
+        } => {
+            let mut metadata = tonic::metadata::MetadataMap::new();
+            metadata.insert("retry-after", retry_after_secs.into());
+            Status::with_metadata(tonic::Code::ResourceExhausted, e.to_string(), metadata)
+        }
         _ => Status::resource_exhausted(e.to_string()),
     }
 }

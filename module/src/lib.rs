@@ -72,7 +72,7 @@ mod window;
 mod ws;
 
 pub use chain::Chain;
-pub use config::{ConfigError, StreamConfig, WebSocketConfig};
+pub use config::{ConfigError, ConnectRate, StreamConfig, WebSocketConfig};
 pub use grpc::{MAX_REQUEST_BYTES, StreamServer, StreamService};
 pub use limits::LimitsConfig;
 pub use reader::{DecodingReader, KvReader, ReadError, StateReader};
@@ -206,7 +206,7 @@ impl StreamModule {
             config.replay_memory,
             metrics.clone(),
         ));
-        let (limits, all_closed) = Limits::new(limits, metrics.clone());
+        let (limits, all_closed) = Limits::new(limits, config.connect_rate, metrics.clone());
         let dispatcher = Dispatcher::run(
             chain.clone(),
             reader.clone(),
@@ -225,7 +225,11 @@ impl StreamModule {
         );
         let dispatcher_done = spawn_dispatcher(dispatcher);
         let rates = Arc::new(ops::Rates::default());
-        tokio::spawn(rates.clone().run(metrics.clone(), shutdown.subscribe()));
+        tokio::spawn(
+            rates
+                .clone()
+                .run(metrics.clone(), limits.clone(), shutdown.subscribe()),
+        );
         let ops = ops::Ops {
             chain: chain.clone(),
             metrics: metrics.clone(),

@@ -1,13 +1,18 @@
 //! Connection and subscription limits shared by gRPC and WebSocket, from CometBFT's
 //! `[rpc] max_open_connections` and `max_subscriptions_per_client` (0 = unlimited). Admission
 //! is a check-and-increment under one lock, so a burst of connects never over-admits; a
-//! permit gives its slot back the moment it is dropped.
+//! permit gives its slot back the moment it is dropped. New connections are also rate
+//! limited per client (`[stream] connect_rate` / `connect_burst` in app.toml, GCRA).
 
+use crate::config::ConnectRate;
 use crate::metrics::{Metrics, Transport};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// The two limits.
@@ -49,6 +54,18 @@ pub enum LimitError {
         /// The limit.
         limit: u32,
     },
+    /// The client opened connections faster than `connect_rate` allows.
+    #[error(
+        "connect rate exceeded: client {client} may open {rate} new connections (connect_rate in app.toml); retry after {retry_after_secs} s"
+    )]
+    ConnectRate {
+        /// The client.
+        client: IpAddr,
+        /// The configured rate, as written (`120/min`).
+        rate: String,
+        /// Whole seconds until the next connection is admitted (at least 1).
+        retry_after_secs: u64,
+    },
     /// The node is shutting down: no new connections.
     #[error("the node is shutting down")]
     ShuttingDown,
@@ -60,6 +77,7 @@ impl LimitError {
         match self {
             LimitError::MaxConnections { .. } => "max_connections",
             LimitError::MaxSubscriptions { .. } => "max_subscriptions",
+            LimitError::ConnectRate { .. } => "connect_rate",
             LimitError::ShuttingDown => "unavailable",
         }
     }
@@ -81,6 +99,8 @@ pub(crate) struct Limits {
     /// Cloned into every connection permit; taken on shutdown, so that the receiver held by
     /// the module learns, by the channel closing, that the last connection has ended.
     done: Mutex<Option<mpsc::Sender<()>>>,
+    /// Per-client connect rate, when limited.
+    rate: Option<(DefaultKeyedRateLimiter<IpAddr>, String)>,
 }
 
 /// An open connection (or gRPC stream); released on drop.
@@ -105,15 +125,59 @@ pub(crate) struct SubscriptionPermit {
 impl Limits {
     /// New limits, and the receiver that closes once [`Limits::close`] was called and every
     /// connection permit is gone.
-    pub fn new(config: LimitsConfig, metrics: Arc<Metrics>) -> (Arc<Limits>, mpsc::Receiver<()>) {
+    pub fn new(
+        config: LimitsConfig,
+        rate: Option<ConnectRate>,
+        metrics: Arc<Metrics>,
+    ) -> (Arc<Limits>, mpsc::Receiver<()>) {
         let (done, all_closed) = mpsc::channel(1);
+        let rate = rate.map(|r| {
+            let one = NonZeroU32::MIN;
+            let burst = NonZeroU32::new(r.burst).unwrap_or(one);
+            let quota = Quota::with_period(r.period / r.count.max(1))
+                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
+                .allow_burst(burst);
+            let unit = match r.period.as_secs() {
+                1 => "s",
+                60 => "min",
+                _ => "h",
+            };
+            (
+                DefaultKeyedRateLimiter::keyed(quota),
+                format!("{}/{unit} (burst {})", r.count, r.burst),
+            )
+        });
         let limits = Arc::new(Limits {
             config,
             counts: Mutex::default(),
             metrics,
             done: Mutex::new(Some(done)),
+            rate,
         });
         (limits, all_closed)
+    }
+
+    /// Forgets clients whose rate state has fully recovered (bounds the limiter's memory).
+    pub fn forget_idle_clients(&self) {
+        if let Some((limiter, _)) = &self.rate {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    /// Spends one of `client`'s connects.
+    fn check_rate(&self, client: IpAddr) -> Result<(), LimitError> {
+        let Some((limiter, rate)) = &self.rate else {
+            return Ok(());
+        };
+        limiter.check_key(&client).map_err(|not_until| {
+            let wait: Duration = not_until.wait_time_from(DefaultClock::default().now());
+            LimitError::ConnectRate {
+                client,
+                rate: rate.clone(),
+                retry_after_secs: (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),
+            }
+        })
     }
 
     /// Admits no more connections (the node is shutting down).
@@ -130,6 +194,7 @@ impl Limits {
         let Some(done) = self.done.lock().expect("limits lock").clone() else {
             return Err(self.reject(LimitError::ShuttingDown));
         };
+        self.check_rate(client).map_err(|e| self.reject(e))?;
         let id = {
             let mut c = self.counts.lock().expect("limits lock");
             let limit = self.config.max_open_connections;
@@ -241,6 +306,7 @@ mod tests {
                 max_open_connections: 2,
                 max_subscriptions_per_client: 1,
             },
+            None,
             m.clone(),
         );
         let a = l.connect(Transport::WebSocket, local()).unwrap();
@@ -271,7 +337,7 @@ mod tests {
     #[tokio::test]
     async fn closing_signals_when_the_last_connection_ends() {
         let (l, mut all_closed) =
-            Limits::new(LimitsConfig::default(), Arc::new(Metrics::default()));
+            Limits::new(LimitsConfig::default(), None, Arc::new(Metrics::default()));
         let a = l.connect(Transport::WebSocket, local()).unwrap();
         l.close();
         assert!(matches!(
@@ -295,6 +361,7 @@ mod tests {
                 max_open_connections: 0,
                 max_subscriptions_per_client: 0,
             },
+            None,
             Arc::new(Metrics::default()),
         );
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
@@ -318,6 +385,7 @@ mod tests {
                 max_open_connections: 50,
                 max_subscriptions_per_client: 0,
             },
+            None,
             Arc::new(Metrics::default()),
         );
         let admitted: Vec<_> = std::thread::scope(|s| {

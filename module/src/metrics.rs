@@ -9,9 +9,10 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Every `reason` of `stream_connection_rejected`.
-pub const REJECTION_REASONS: [&str; 7] = [
+pub const REJECTION_REASONS: [&str; 8] = [
     "max_connections",
     "max_subscriptions",
+    "connect_rate",
     "invalid_request",
     "out_of_window",
     "not_websocket",

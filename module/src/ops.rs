@@ -6,6 +6,7 @@
 use crate::chain::Chain;
 use crate::dispatcher::{Command, TopTopic};
 use crate::key::{SubscriptionKey, SubscriptionKind};
+use crate::limits::Limits;
 use crate::metrics::{Metrics, REJECTION_REASONS, REPLAY_REFUSAL_REASONS, Transport};
 use crate::reader::{ReadError, StateReader};
 use crate::window::ReplayWindow;
@@ -139,14 +140,25 @@ impl Rates {
         }
     }
 
-    /// Samples every second until shutdown.
-    pub async fn run(self: Arc<Self>, metrics: Arc<Metrics>, mut shutdown: watch::Receiver<bool>) {
+    /// Samples every second until shutdown; once a minute, also lets the connect-rate
+    /// limiter forget clients that have fully recovered.
+    pub async fn run(
+        self: Arc<Self>,
+        metrics: Arc<Metrics>,
+        limits: Arc<Limits>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks = 0u64;
         loop {
             tokio::select! {
                 _ = crate::outbox::shutting_down(&mut shutdown) => return,
                 _ = tick.tick() => self.sample(&metrics),
+            }
+            ticks += 1;
+            if ticks.is_multiple_of(60) {
+                limits.forget_idle_clients();
             }
         }
     }

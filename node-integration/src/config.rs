@@ -496,6 +496,11 @@ enabled = true
 ###############################################################################
 [stream]
 enable = true
+# New connections (WebSocket, SSE, gRPC streams) each client IP may open: "N/s", "N/min" or
+# "N/h", with up to connect_burst at once; "0" = unlimited. Over it: HTTP 429 + Retry-After,
+# gRPC RESOURCE_EXHAUSTED.
+connect_rate = "120/min"
+connect_burst = 60
 "#
     .into()
 }

@@ -35,7 +35,9 @@ impl Default for TestNodeOptions {
             simulate: None,
             ports_in_app_toml: false,
             rpc: Vec::new(),
-            stream: Vec::new(),
+            // Tests open many connections from one loopback address within seconds; the
+            // connect-rate test sets its own rate.
+            stream: vec![("connect_rate", "0".into())],
             global_flags: Vec::new(),
         }
     }

@@ -58,6 +58,8 @@ struct PathRequest {
 pub(crate) struct HttpError {
     status: StatusCode,
     message: String,
+    /// `Retry-After` seconds (429 for the connect rate).
+    retry_after: Option<u64>,
 }
 
 impl IntoResponse for HttpError {
@@ -68,6 +70,14 @@ impl IntoResponse for HttpError {
             return (
                 self.status,
                 [(axum::http::header::UPGRADE, "websocket")],
+                body,
+            )
+                .into_response();
+        }
+        if let Some(secs) = self.retry_after {
+            return (
+                self.status,
+                [(axum::http::header::RETRY_AFTER, secs.to_string())],
                 body,
             )
                 .into_response();
@@ -87,6 +97,7 @@ impl WsState {
         HttpError {
             status,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -107,6 +118,7 @@ impl WsState {
             CloseReason::InvalidArgument(m) => HttpError {
                 status: StatusCode::BAD_REQUEST,
                 message: m,
+                retry_after: None,
             },
         }
     }
@@ -152,15 +164,19 @@ impl WsState {
 
     /// Limits already counted the rejection.
     fn limit(&self, e: LimitError) -> HttpError {
-        let status = match e {
+        let (status, retry_after) = match e {
             LimitError::MaxConnections { .. } | LimitError::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
+                (StatusCode::SERVICE_UNAVAILABLE, None)
             }
-            LimitError::MaxSubscriptions { .. } => StatusCode::TOO_MANY_REQUESTS,
+            LimitError::MaxSubscriptions { .. } => (StatusCode::TOO_MANY_REQUESTS, None),
+            LimitError::ConnectRate {
+                retry_after_secs, ..
+            } => (StatusCode::TOO_MANY_REQUESTS, Some(retry_after_secs)),
         };
         HttpError {
             status,
             message: e.to_string(),
+            retry_after,
         }
     }
 
