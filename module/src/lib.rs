@@ -100,6 +100,16 @@ struct CommitHook {
 
 impl CommitListener for CommitHook {
     fn on_commit(&self, commit: Arc<BlockCommit>) {
+        let started = std::time::Instant::now();
+        self.hand_over(commit);
+        self.metrics
+            .commit_hook
+            .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+impl CommitHook {
+    fn hand_over(&self, commit: Arc<BlockCommit>) {
         match self.blocks.try_send(commit) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(c)) => {
