@@ -7,7 +7,7 @@
 //!   prefixes and bond denom ([`Chain`]), the `[stream]` table of `app.toml`
 //!   ([`StreamConfig`]) and CometBFT's `[rpc]` limits ([`LimitsConfig`]);
 //! - it gets a [`CommitListener`] for its commit path (O(1): one `try_send` of a pointer to
-//!   a bounded queue; it never blocks or fails the node), the tonic service
+//!   a bounded queue, drained by a thread of the module's; it never blocks or fails the node), the tonic service
 //!   `juno.stream.v1.Query` ([`StreamServer`]: requests bounded to [`MAX_REQUEST_BYTES`]) for
 //!   its gRPC server, the WebSocket routes for its API port, and the `stream_*` metrics to
 //!   register in its telemetry.
@@ -57,6 +57,7 @@ mod dispatcher;
 pub mod fuzzing;
 mod grpc;
 mod handle;
+mod handover;
 mod json;
 mod key;
 mod limits;
@@ -85,14 +86,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use handover::Handover;
 use window::ReplayWindow;
 
 /// Encoded descriptors of `juno.stream.v1` for the node's server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = stream_proto::STREAM_FILE_DESCRIPTOR_SET;
 
-/// The commit hook: hands each committed block to the dispatcher's bounded queue.
+/// The commit hook: hands each committed block to the dispatcher's bounded queue, through
+/// the handover thread (see `handover`).
 struct CommitHook {
-    blocks: mpsc::Sender<Arc<BlockCommit>>,
+    blocks: Handover,
     /// Highest dropped height, so the dispatcher catches up even if no block follows.
     dropped: watch::Sender<i64>,
     metrics: Arc<Metrics>,
@@ -110,9 +113,9 @@ impl CommitListener for CommitHook {
 
 impl CommitHook {
     fn hand_over(&self, commit: Arc<BlockCommit>) {
-        match self.blocks.try_send(commit) {
+        match self.blocks.push(commit) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(c)) => {
+            Err(Some(c)) => {
                 // Never wait on the commit path: the dispatcher sees the height gap and
                 // resynchronises its subscriptions from state.
                 self.metrics.blocks_dropped.inc();
@@ -126,7 +129,7 @@ impl CommitHook {
                     "stream block queue full; block dropped, subscriptions will resynchronise"
                 );
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(None) => {}
         }
     }
 }
@@ -189,7 +192,7 @@ impl StreamModule {
                 next_id: Arc::new(AtomicU64::new(1)),
             },
             hook: Arc::new(CommitHook {
-                blocks: blocks_tx,
+                blocks: Handover::start(blocks_tx).expect("cannot start the stream handover thread"),
                 dropped: dropped_tx,
                 metrics,
             }),
