@@ -65,8 +65,7 @@ impl Plan {
             let per_block = (self.changing_fraction * self.total() as f64).ceil() as usize;
             return Ok((addresses, per_block));
         }
-        if !(1..=traffic::SENDERS.len()).contains(&self.accounts) || self.changing > self.accounts
-        {
+        if !(1..=traffic::SENDERS.len()).contains(&self.accounts) || self.changing > self.accounts {
             bail!("--accounts must be 1 to 3 and --changing at most --accounts");
         }
         let addresses = traffic::SENDERS[..self.accounts]
@@ -92,7 +91,9 @@ pub async fn run(plan: &Plan, grpc: SocketAddr, api: SocketAddr, pid: Option<u32
     let (addresses, changing) = plan.watched()?;
     let addresses = Arc::new(addresses);
     // Streams spread over several HTTP/2 connections: a Channel is one connection.
-    let grpc_channels: Vec<Channel> = (0..plan.grpc_conns.max(1)).map(|_| node::channel(grpc)).collect();
+    let grpc_channels: Vec<Channel> = (0..plan.grpc_conns.max(1))
+        .map(|_| node::channel(grpc))
+        .collect();
     let before = pid.map(process::Usage::of).transpose()?;
 
     // Traffic stops first; readers a few blocks later, once the last change reached them.
@@ -131,7 +132,11 @@ pub async fn run(plan: &Plan, grpc: SocketAddr, api: SocketAddr, pid: Option<u32
     let mut rss_by_transport = Vec::new();
     let mut rss_mark = before.map(|b| b.rss_kib);
     let mut ready = 0;
-    for (kind, count) in [(Kind::Path, plan.ws), (Kind::Mux, plan.mux), (Kind::Grpc, plan.grpc)] {
+    for (kind, count) in [
+        (Kind::Path, plan.ws),
+        (Kind::Mux, plan.mux),
+        (Kind::Grpc, plan.grpc),
+    ] {
         if count == 0 {
             continue;
         }
@@ -180,7 +185,12 @@ pub async fn run(plan: &Plan, grpc: SocketAddr, api: SocketAddr, pid: Option<u32
         let targets = (0..plan.total())
             .map(traffic::own_address)
             .collect::<Result<Vec<_>>>()?;
-        tokio::spawn(traffic::drive_fanout(channel.clone(), targets, changing, stop_rx.clone()))
+        tokio::spawn(traffic::drive_fanout(
+            channel.clone(),
+            targets,
+            changing,
+            stop_rx.clone(),
+        ))
     } else {
         let senders = &traffic::SENDERS[..changing];
         let total = addresses.len();
@@ -258,7 +268,8 @@ pub async fn run(plan: &Plan, grpc: SocketAddr, api: SocketAddr, pid: Option<u32
     });
     row.rss_by_transport = rss_by_transport;
     if let (Some(b), Some(a)) = (hook_before, hook_after) {
-        let hook = scrape::Buckets::of(&a, HOOK_METRIC).since(&scrape::Buckets::of(&b, HOOK_METRIC));
+        let hook =
+            scrape::Buckets::of(&a, HOOK_METRIC).since(&scrape::Buckets::of(&b, HOOK_METRIC));
         if let (Some(p50), Some(p99)) = (hook.quantile(0.5), hook.quantile(0.99)) {
             row.hook_us = Some([p50 * 1e6, p99 * 1e6]);
         }
@@ -270,7 +281,11 @@ pub async fn run(plan: &Plan, grpc: SocketAddr, api: SocketAddr, pid: Option<u32
 const HOOK_METRIC: &str = "stream_commit_hook_seconds";
 
 /// `AllBalances` of every address at `height`, a few queries at a time.
-async fn final_balances(channel: &Channel, addresses: &[String], height: i64) -> Result<Vec<Balances>> {
+async fn final_balances(
+    channel: &Channel,
+    addresses: &[String],
+    height: i64,
+) -> Result<Vec<Balances>> {
     let queries = addresses
         .iter()
         .map(|address| all_balances(channel, address, height));

@@ -88,7 +88,14 @@ pub async fn drive(channel: Channel, senders: &[&str], stop: watch::Receiver<boo
         }
         last = height;
         for sender in &mut accounts {
-            if send(&channel, &mut tx_client, sender, std::slice::from_ref(&recipient)).await? {
+            if send(
+                &channel,
+                &mut tx_client,
+                sender,
+                std::slice::from_ref(&recipient),
+            )
+            .await?
+            {
                 accepted += 1;
             }
         }

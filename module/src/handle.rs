@@ -12,6 +12,7 @@ use crate::reader::StateReader;
 use crate::replay::{self, outside_window};
 use crate::topic::{TopicState, Validators, needs_validators};
 use crate::window::ReplayWindow;
+use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -69,6 +70,8 @@ pub(crate) struct Subscription {
     /// The replay task of a resumed subscription.
     replay: Option<AbortHandle>,
     metrics: Arc<Metrics>,
+    /// `stream_messages_sent{type}` of this kind, looked up once rather than per message.
+    sent: Counter,
     _permit: SubscriptionPermit,
 }
 
@@ -120,6 +123,7 @@ impl Handle {
             registration,
             replay,
             metrics: self.metrics.clone(),
+            sent: self.metrics.messages_sent(kind),
             _permit: permit,
         })
     }
@@ -190,7 +194,7 @@ impl Subscription {
     pub async fn next(&self) -> Next {
         let next = self.registration.outbox.next().await;
         if let Next::Update(u) = &next {
-            self.metrics.messages_sent(self.kind).inc();
+            self.sent.inc();
             self.metrics
                 .commit_to_send
                 .observe(u.produced.elapsed().as_secs_f64());

@@ -79,6 +79,7 @@ pub use stream_abci_listener::{BlockCommit, CommitListener};
 
 use dispatcher::{Dispatcher, Inputs};
 use handle::Handle;
+use handover::Handover;
 use limits::Limits;
 use metrics::Metrics;
 use std::sync::atomic::AtomicU64;
@@ -86,7 +87,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use handover::Handover;
 use window::ReplayWindow;
 
 /// Encoded descriptors of `juno.stream.v1` for the node's server reflection.
@@ -192,7 +192,8 @@ impl StreamModule {
                 next_id: Arc::new(AtomicU64::new(1)),
             },
             hook: Arc::new(CommitHook {
-                blocks: Handover::start(blocks_tx).expect("cannot start the stream handover thread"),
+                blocks: Handover::start(blocks_tx)
+                    .expect("cannot start the stream handover thread"),
                 dropped: dropped_tx,
                 metrics,
             }),

@@ -28,8 +28,11 @@ use std::sync::Arc;
 
 pub(crate) use request::{STREAMS, parse_stream};
 
-/// Bytes a WebSocket connection reads into at a time: a `/ws` subscribe is a few hundred.
-const READ_BUFFER_BYTES: usize = 4096;
+/// Bytes a WebSocket connection reads into at a time: a `/ws` subscribe is a few hundred
+/// bytes, a pong a few. tungstenite zero-fills this much before every read attempt (each
+/// time a connection's task looks for inbound frames, i.e. once per message sent), so it is
+/// CPU per message as well as memory per connection.
+const READ_BUFFER_BYTES: usize = 1024;
 
 /// Shared by every WebSocket handler.
 #[derive(Clone)]
