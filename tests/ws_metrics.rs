@@ -33,7 +33,7 @@ const TYPES: [&str; 6] = [
 ];
 
 /// Every metric family and its declared type (OpenMetrics names: counters without `_total`).
-const FAMILIES: [(&str, &str); 19] = [
+const FAMILIES: [(&str, &str); 20] = [
     ("stream_connections", "gauge"),
     ("stream_subscriptions", "gauge"),
     ("stream_messages_sent", "counter"),
@@ -41,6 +41,7 @@ const FAMILIES: [(&str, &str); 19] = [
     ("stream_connection_duration", "histogram"),
     ("stream_connection_rejected", "counter"),
     ("stream_commit_to_send_seconds", "histogram"),
+    ("stream_commit_hook_seconds", "histogram"),
     ("stream_blocks_dispatched", "counter"),
     ("stream_blocks_dropped", "counter"),
     ("stream_dispatcher_lag_blocks", "gauge"),
@@ -180,6 +181,7 @@ async fn both_formats_declare_every_metric_with_its_type() {
         for histogram in [
             "stream_connection_duration",
             "stream_commit_to_send_seconds",
+            "stream_commit_hook_seconds",
             "streamd_block_interval_seconds",
         ] {
             s.get(&format!("{histogram}_count"));
@@ -382,6 +384,10 @@ async fn metrics_move_as_clients_come_and_go() {
     assert!(
         later.get("stream_blocks_dispatched_total") >= dispatched + 3.0,
         "stream_blocks_dispatched grows with the chain"
+    );
+    assert!(
+        later.get("stream_commit_hook_seconds_count") >= dispatched,
+        "the commit hook's time is observed for every block it handed over"
     );
     let intervals = later.get("streamd_block_interval_seconds_count");
     let mean = later.get("streamd_block_interval_seconds_sum") / intervals;

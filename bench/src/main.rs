@@ -9,6 +9,8 @@ mod ours;
 mod process;
 mod raw;
 mod report;
+mod scrape;
+mod stalled;
 mod stamp;
 mod subscriber;
 mod traffic;
@@ -53,15 +55,32 @@ struct RunArgs {
     /// Subscriptions over the multiplexed `/ws` (10 per connection).
     #[arg(long, default_value_t = 0)]
     mux: usize,
-    /// gRPC streams (`StreamAllBalances`), on one HTTP/2 connection.
+    /// gRPC streams (`StreamAllBalances`).
     #[arg(long, default_value_t = 0)]
     grpc: usize,
+    /// HTTP/2 connections the gRPC streams are spread over, round robin.
+    #[arg(long, default_value_t = 10)]
+    grpc_conns: usize,
     /// Dev accounts the subscriptions watch, round robin: 1 = alice only, up to 3 (alice, bob, carol).
     #[arg(long, default_value_t = 1)]
     accounts: usize,
     /// How many of those accounts change in every block (a 1 ujuno send each).
     #[arg(long, default_value_t = 1)]
     changing: usize,
+    /// Every subscription watches a fresh address of its own (instead of dev accounts);
+    /// alice sends 1 ujuno to `--changing-fraction` of them in every block.
+    #[arg(long)]
+    own_accounts: bool,
+    /// With --own-accounts: the share of the subscribed addresses that change per block.
+    #[arg(long, default_value_t = 0.1)]
+    changing_fraction: f64,
+    /// Also measure M WebSocket clients that subscribe and never read: the node's block
+    /// interval with them against idle, and its memory growth (a node of its own).
+    #[arg(long, default_value_t = 0)]
+    stalled: usize,
+    /// Runs of every system; the table shows the median of each column.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
     /// Block time of the node, which is also the references' tick.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "250ms")]
     block_time: Duration,
@@ -109,39 +128,80 @@ async fn main() -> Result<()> {
     if n == 0 {
         bail!("nothing to measure: give --ws, --mux or --grpc");
     }
-    let mut rows = Vec::new();
+    let machine = machine();
+    let mut runs: Vec<(String, Vec<report::Row>)> = Vec::new();
+    let mut loads = Vec::new();
     let mut frame_size = 100;
-    for system in &args.systems {
-        eprintln!("running {system} with N = {n}...");
-        let row = match system.as_str() {
-            "ours" => {
-                let row = run_ours(&args).await?;
-                frame_size = row.frame_bytes.max(1);
-                row
+    for run in 1..=args.runs.max(1) {
+        loads.push(load());
+        for system in &args.systems {
+            eprintln!("run {run}: {system} with N = {n}...");
+            let row = match system.as_str() {
+                "ours" => {
+                    let row = run_ours(&args).await?;
+                    frame_size = row.frame_bytes.max(1);
+                    row
+                }
+                "raw" => raw::run(n, args.block_time, frame_size, args.duration).await?,
+                "nats" => {
+                    nats::run(
+                        &args.nats_server,
+                        n,
+                        args.block_time,
+                        frame_size,
+                        args.duration,
+                    )
+                    .await?
+                }
+                other => bail!("unknown system {other:?} (ours, raw, nats)"),
+            };
+            eprintln!("{}", report::row(&row));
+            match runs.iter_mut().find(|(s, _)| s == system) {
+                Some((_, rows)) => rows.push(row),
+                None => runs.push((system.clone(), vec![row])),
             }
-            "raw" => raw::run(n, args.block_time, frame_size, args.duration).await?,
-            "nats" => {
-                nats::run(
-                    &args.nats_server,
-                    n,
-                    args.block_time,
-                    frame_size,
-                    args.duration,
-                )
-                .await?
-            }
-            other => bail!("unknown system {other:?} (ours, raw, nats)"),
-        };
-        eprintln!("{}", report::row(&row));
-        rows.push(row);
+        }
     }
+    let mut stalled_runs = Vec::new();
+    if args.stalled > 0 {
+        let bin = streamd(&args)?;
+        let block_time = humantime::format_duration(args.block_time).to_string();
+        for run in 1..=args.runs.max(1) {
+            eprintln!("run {run}: {} never-reading clients...", args.stalled);
+            let row = stalled::run(&bin, &block_time, args.stalled, args.duration).await?;
+            eprintln!("{row:?}");
+            stalled_runs.push(row);
+        }
+    }
+    loads.push(load());
+    let rows: Vec<report::Row> = runs.iter().map(|(_, r)| report::Row::median(r)).collect();
     println!(
-        "\nN = {n} ({} path WebSocket, {} /ws, {} gRPC), tick {}, {} per system\n",
+        "\nN = {n} ({} path WebSocket, {} /ws, {} gRPC over {} HTTP/2 connections), {}, tick {}, {} per system, {}\n",
         args.ws,
         args.mux,
         args.grpc,
+        args.grpc_conns,
+        if args.own_accounts {
+            format!(
+                "each on its own address, {}% changing per block",
+                args.changing_fraction * 100.0
+            )
+        } else {
+            format!(
+                "{} dev account(s), {} changing per block",
+                args.accounts, args.changing
+            )
+        },
         humantime::format_duration(args.block_time),
-        humantime::format_duration(args.duration)
+        humantime::format_duration(args.duration),
+        match args.runs {
+            0 | 1 => "one run".to_owned(),
+            r => format!("median of {r} runs"),
+        },
+    );
+    println!(
+        "Machine: {machine}; load average (1 min) before each run and after the last: {}\n",
+        loads.join(", ")
     );
     println!("{}", report::header());
     for row in &rows {
@@ -151,6 +211,15 @@ async fn main() -> Result<()> {
         for reference in rows.iter().filter(|r| r.system != "streamd") {
             println!("{}", report::ratio(ours, reference));
         }
+        if !ours.rss_by_transport.is_empty() {
+            println!("\n| streamd memory by transport | RSS/sub KiB |\n|---|---|");
+            for (transport, kib) in &ours.rss_by_transport {
+                println!("| {transport} | {kib:.1} |");
+            }
+        }
+    }
+    if !stalled_runs.is_empty() {
+        println!("\n{}", stalled::table(&stalled_runs));
     }
     let missed: usize = rows.iter().map(|r| r.missed).sum();
     if args.check && missed > 0 {
@@ -159,22 +228,55 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
+/// CPU model, cores and kernel of this machine.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|k| k.trim().to_owned())
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores, Linux {kernel}")
+}
+
+/// The 1-minute load average now.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// The `streamd` binary: `--streamd`, or the one next to this one.
+fn streamd(args: &RunArgs) -> Result<PathBuf> {
+    match &args.streamd {
+        Some(bin) => Ok(bin.clone()),
+        None => Ok(std::env::current_exe()?.with_file_name("streamd")),
+    }
+}
+
 async fn run_ours(args: &RunArgs) -> Result<report::Row> {
     let plan = ours::Plan {
         ws: args.ws,
         mux: args.mux,
         grpc: args.grpc,
+        grpc_conns: args.grpc_conns,
         accounts: args.accounts,
         changing: args.changing,
+        own_accounts: args.own_accounts,
+        changing_fraction: args.changing_fraction,
         duration: args.duration,
     };
     if let (Some(grpc), Some(api)) = (args.grpc_addr, args.api) {
         return ours::run(&plan, grpc, api, None).await;
     }
-    let bin = match &args.streamd {
-        Some(bin) => bin.clone(),
-        None => std::env::current_exe()?.with_file_name("streamd"),
-    };
+    let bin = streamd(args)?;
     let block_time = humantime::format_duration(args.block_time).to_string();
     let node = node::Node::start(&bin, &block_time).await?;
     let row = ours::run(&plan, node.grpc, node.api, Some(node.pid())).await;

@@ -56,6 +56,8 @@ impl Node {
         let app = config.join("app.toml");
         set_keys(&app, "grpc", &[("address", grpc.to_string().into())])?;
         set_keys(&app, "api", &[("address", format!("tcp://{api}").into())])?;
+        // ... nor a connect rate.
+        set_keys(&app, "stream", &[("connect_rate", "0".into())])?;
         let log = dir.path().join("streamd.log");
         let child = Command::new(bin)
             .args(["start", "--home"])

@@ -36,6 +36,11 @@ pub struct Row {
     pub missed: usize,
     /// Mean size of the frames the clients received, bytes.
     pub frame_bytes: usize,
+    /// The commit hook's p50 and p99 over the window, microseconds (streamd only).
+    pub hook_us: Option<[f64; 2]>,
+    /// RSS per subscription of each transport, KiB, measured as the transports' clients
+    /// connected one after the other (streamd only).
+    pub rss_by_transport: Vec<(&'static str, f64)>,
 }
 
 /// Builds a row from the clients' records and the server's usage over the window.
@@ -78,14 +83,66 @@ impl Row {
             cpu_share: input.cpu.as_secs_f64() / input.window.as_secs_f64(),
             missed: input.records.iter().filter(|r| !r.complete).count(),
             frame_bytes: input.frame_bytes,
+            hook_us: None,
+            rss_by_transport: Vec::new(),
         }
+    }
+
+    /// The column-by-column median of several runs of one system (each figure on its own;
+    /// `missed` is the worst run's).
+    pub fn median(runs: &[Row]) -> Row {
+        let first = &runs[0];
+        let latency_ms = std::array::from_fn(|i| median(runs.iter().map(|r| r.latency_ms[i])));
+        let hook_us = runs[0].hook_us.map(|_| {
+            std::array::from_fn(|i| median(runs.iter().filter_map(|r| r.hook_us.map(|h| h[i]))))
+        });
+        Row {
+            system: first.system.clone(),
+            n: first.n,
+            latency_ms,
+            messages_per_s: median(runs.iter().map(|r| r.messages_per_s)),
+            rss_per_sub_kib: median(runs.iter().map(|r| r.rss_per_sub_kib)),
+            cpu_per_msg_us: median(runs.iter().map(|r| r.cpu_per_msg_us)),
+            cpu_share: median(runs.iter().map(|r| r.cpu_share)),
+            missed: runs.iter().map(|r| r.missed).max().unwrap_or(0),
+            frame_bytes: median(runs.iter().map(|r| r.frame_bytes as f64)).round() as usize,
+            hook_us,
+            rss_by_transport: first
+                .rss_by_transport
+                .iter()
+                .map(|(name, _)| {
+                    let of_runs = runs.iter().filter_map(|r| {
+                        r.rss_by_transport
+                            .iter()
+                            .find(|(n, _)| n == name)
+                            .map(|(_, v)| *v)
+                    });
+                    (*name, median(of_runs))
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count); NaN when empty.
+pub fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
     }
 }
 
 /// The table's header lines.
 pub fn header() -> String {
-    "| system | N | p50 ms | p99 ms | p99.9 ms | max ms | msgs/s | RSS/sub KiB | CPU/msg us | CPU % core | frame B | missed |\n\
-     |---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| system | N | p50 ms | p99 ms | p99.9 ms | max ms | msgs/s | RSS/sub KiB | CPU/msg us | CPU % core | hook p50/p99 us | frame B | missed |\n\
+     |---|---|---|---|---|---|---|---|---|---|---|---|---|"
         .to_owned()
 }
 
@@ -93,13 +150,15 @@ pub fn header() -> String {
 pub fn row(r: &Row) -> String {
     let [p50, p99, p999, max] = r.latency_ms;
     format!(
-        "| {} | {} | {p50:.1} | {p99:.1} | {p999:.1} | {max:.1} | {:.0} | {:.1} | {:.1} | {:.0}% | {} | {} |",
+        "| {} | {} | {p50:.1} | {p99:.1} | {p999:.1} | {max:.1} | {:.0} | {:.1} | {:.1} | {:.0}% | {} | {} | {} |",
         r.system,
         r.n,
         r.messages_per_s,
         r.rss_per_sub_kib,
         r.cpu_per_msg_us,
         r.cpu_share * 100.0,
+        r.hook_us
+            .map_or("-".to_owned(), |[p50, p99]| format!("{p50:.1} / {p99:.1}")),
         r.frame_bytes,
         r.missed
     )
@@ -115,7 +174,7 @@ pub fn ratio(ours: &Row, reference: &Row) -> String {
         }
     };
     format!(
-        "| {} / {} | | {} | {} | {} | {} | {} | {} | {} | {} | | |",
+        "| {} / {} | | {} | {} | {} | {} | {} | {} | {} | {} | | | |",
         ours.system,
         reference.system,
         q(ours.latency_ms[0], reference.latency_ms[0]),

@@ -52,6 +52,15 @@ pub enum Connection {
 }
 
 impl Kind {
+    /// The transport's name in the report.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Path => "WebSocket path route",
+            Kind::Mux => "/ws",
+            Kind::Grpc => "gRPC",
+        }
+    }
+
     pub async fn connect(
         self,
         api: SocketAddr,

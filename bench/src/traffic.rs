@@ -1,6 +1,7 @@
-//! The traffic ours is measured under: after every committed block, the chosen dev
-//! accounts each send 1 ujuno to validator1 (a real signed transaction through
-//! `BroadcastTx`), so each of their balances changes in every block.
+//! The traffic ours is measured under, real signed transactions through `BroadcastTx`
+//! after every committed block: either the chosen dev accounts each send 1 ujuno to
+//! validator1 ([`drive`]), so each of their balances changes in every block, or alice sends
+//! 1 ujuno to each of a rotating share of the subscribers' own addresses ([`drive_fanout`]).
 
 use std::time::Duration;
 
@@ -25,6 +26,15 @@ pub static SENDERS: [&str; 3] = ["alice", "bob", "carol"];
 const CHAIN_ID: &str = "streamd-dev-1";
 /// Gas limit of every tx; the dev chain charges no fee.
 const GAS_LIMIT: u64 = 200_000;
+/// Sends in one fan-out transaction (about 100 bytes each, far below the 1 MiB tx bound).
+const SENDS_PER_TX: usize = 500;
+
+/// The address of subscriber `i` in `--own-accounts` runs: 20 bytes of
+/// SHA-256("stream-bench/own/" + i), an account nobody holds a key for (it only receives).
+pub fn own_address(i: usize) -> Result<AccountId> {
+    let hash = Sha256::digest(format!("stream-bench/own/{i}").as_bytes());
+    AccountId::new("juno", &hash[..20]).map_err(|e| anyhow::anyhow!("{e}"))
+}
 
 /// A dev key: secret = SHA-256("streamd-dev-key/" + name), as the node derives it.
 pub struct DevKey {
@@ -78,41 +88,113 @@ pub async fn drive(channel: Channel, senders: &[&str], stop: watch::Receiver<boo
         }
         last = height;
         for sender in &mut accounts {
-            let tx_bytes = sign_send(sender, &recipient)?;
-            let response = tx_client
-                .broadcast_tx(BroadcastTxRequest {
-                    tx_bytes,
-                    mode: BroadcastMode::Sync as i32,
-                })
-                .await?
-                .into_inner()
-                .tx_response
-                .context("BroadcastTx without tx_response")?;
-            if response.code == 0 {
-                sender.sequence += 1;
+            if send(
+                &channel,
+                &mut tx_client,
+                sender,
+                std::slice::from_ref(&recipient),
+            )
+            .await?
+            {
                 accepted += 1;
-            } else {
-                // A refused tx (e.g. a sequence mismatch) leaves the sequence where the node has it.
-                let (_, sequence) = account(&channel, &sender.key.address).await?;
-                sender.sequence = sequence;
             }
         }
     }
     Ok(accepted)
 }
 
-fn sign_send(sender: &Sender, recipient: &AccountId) -> Result<Vec<u8>> {
-    let msg = cosmrs::bank::MsgSend {
-        from_address: sender.key.address.clone(),
-        to_address: recipient.clone(),
-        amount: vec![Coin {
-            denom: "ujuno".parse().map_err(|e| anyhow::anyhow!("{e}"))?,
-            amount: 1,
-        }],
+/// After every new height until `stop`, alice sends 1 ujuno to each of the next `per_block`
+/// of `targets` (round robin). Returns the sends CheckTx accepted and, per target, whether
+/// it was sent to.
+pub async fn drive_fanout(
+    channel: Channel,
+    targets: Vec<AccountId>,
+    per_block: usize,
+    stop: watch::Receiver<bool>,
+) -> Result<(u64, Vec<bool>)> {
+    let key = DevKey::new("alice")?;
+    let (account_number, sequence) = account(&channel, &key.address).await?;
+    let mut alice = Sender {
+        key,
+        account_number,
+        sequence,
+    };
+    let mut tx_client = TxClient::new(channel.clone());
+    let mut touched = vec![false; targets.len()];
+    let mut next = 0;
+    let mut last = latest_height(&channel).await?;
+    let mut accepted = 0;
+    while !*stop.borrow() {
+        let height = latest_height(&channel).await?;
+        if height == last {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        last = height;
+        let chosen: Vec<usize> = (0..per_block.min(targets.len()))
+            .map(|k| (next + k) % targets.len())
+            .collect();
+        next = (next + chosen.len()) % targets.len().max(1);
+        for batch in chosen.chunks(SENDS_PER_TX) {
+            let to: Vec<AccountId> = batch.iter().map(|&i| targets[i].clone()).collect();
+            if send(&channel, &mut tx_client, &mut alice, &to).await? {
+                accepted += batch.len() as u64;
+                for &i in batch {
+                    touched[i] = true;
+                }
+            }
+        }
     }
-    .to_any()
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let body = Body::new(vec![msg], "", 0u32);
+    Ok((accepted, touched))
+}
+
+/// One transaction from `sender` sending 1 ujuno to each of `recipients`; true when
+/// CheckTx accepted it.
+async fn send(
+    channel: &Channel,
+    tx_client: &mut TxClient<Channel>,
+    sender: &mut Sender,
+    recipients: &[AccountId],
+) -> Result<bool> {
+    let tx_bytes = sign_send(sender, recipients)?;
+    let response = tx_client
+        .broadcast_tx(BroadcastTxRequest {
+            tx_bytes,
+            mode: BroadcastMode::Sync as i32,
+        })
+        .await?
+        .into_inner()
+        .tx_response
+        .context("BroadcastTx without tx_response")?;
+    if response.code == 0 {
+        sender.sequence += 1;
+        Ok(true)
+    } else {
+        // A refused tx (e.g. a sequence mismatch) leaves the sequence where the node has it.
+        let (_, sequence) = account(channel, &sender.key.address).await?;
+        sender.sequence = sequence;
+        Ok(false)
+    }
+}
+
+fn sign_send(sender: &Sender, recipients: &[AccountId]) -> Result<Vec<u8>> {
+    let denom: cosmrs::Denom = "ujuno".parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let msgs = recipients
+        .iter()
+        .map(|to| {
+            cosmrs::bank::MsgSend {
+                from_address: sender.key.address.clone(),
+                to_address: to.clone(),
+                amount: vec![Coin {
+                    denom: denom.clone(),
+                    amount: 1,
+                }],
+            }
+            .to_any()
+            .map_err(|e| anyhow::anyhow!("{e}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let body = Body::new(msgs, "", 0u32);
     let fee = Fee {
         amount: vec![],
         gas_limit: GAS_LIMIT,

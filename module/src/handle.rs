@@ -70,6 +70,8 @@ pub(crate) struct Subscription {
     /// The replay task of a resumed subscription.
     replay: Option<AbortHandle>,
     metrics: Arc<Metrics>,
+    /// `stream_messages_sent{type}` of this kind, looked up once rather than per message.
+    sent: Counter,
     /// `stream_transport_messages_sent` of this subscription's transport.
     sent_over: Counter,
     _permit: SubscriptionPermit,
@@ -123,6 +125,7 @@ impl Handle {
             registration,
             replay,
             metrics: self.metrics.clone(),
+            sent: self.metrics.messages_sent(kind),
             sent_over: self.metrics.transport_messages_sent(permit.transport),
             _permit: permit,
         })
@@ -194,7 +197,7 @@ impl Subscription {
     pub async fn next(&self) -> Next {
         let next = self.registration.outbox.next().await;
         if let Next::Update(u) = &next {
-            self.metrics.messages_sent(self.kind).inc();
+            self.sent.inc();
             self.sent_over.inc();
             self.metrics
                 .commit_to_send

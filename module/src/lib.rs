@@ -7,7 +7,7 @@
 //!   prefixes and bond denom ([`Chain`]), the `[stream]` table of `app.toml`
 //!   ([`StreamConfig`]) and CometBFT's `[rpc]` limits ([`LimitsConfig`]);
 //! - it gets a [`CommitListener`] for its commit path (O(1): one `try_send` of a pointer to
-//!   a bounded queue; it never blocks or fails the node), the tonic service
+//!   a bounded queue, drained by a thread of the module's; it never blocks or fails the node), the tonic service
 //!   `juno.stream.v1.Query` ([`StreamServer`]: requests bounded to [`MAX_REQUEST_BYTES`]) for
 //!   its gRPC server, the WebSocket routes for its API port, and the `stream_*` metrics to
 //!   register in its telemetry.
@@ -58,6 +58,7 @@ mod dispatcher;
 pub mod fuzzing;
 mod grpc;
 mod handle;
+mod handover;
 mod json;
 mod key;
 mod limits;
@@ -80,6 +81,7 @@ pub use stream_abci_listener::{BlockCommit, CommitListener};
 
 use dispatcher::{Dispatcher, Inputs};
 use handle::Handle;
+use handover::Handover;
 use limits::Limits;
 use metrics::Metrics;
 use std::future::Future;
@@ -92,9 +94,10 @@ use window::ReplayWindow;
 /// Encoded descriptors of `juno.stream.v1` for the node's server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = stream_proto::STREAM_FILE_DESCRIPTOR_SET;
 
-/// The commit hook: hands each committed block to the dispatcher's bounded queue.
+/// The commit hook: hands each committed block to the dispatcher's bounded queue, through
+/// the handover thread (see `handover`).
 struct CommitHook {
-    blocks: mpsc::Sender<Arc<BlockCommit>>,
+    blocks: Handover,
     /// Highest dropped height, so the dispatcher catches up even if no block follows.
     dropped: watch::Sender<i64>,
     metrics: Arc<Metrics>,
@@ -104,6 +107,7 @@ struct CommitHook {
 
 impl CommitListener for CommitHook {
     fn on_commit(&self, commit: Arc<BlockCommit>) {
+        let started = std::time::Instant::now();
         self.metrics.committed_height.set(commit.height);
         let time = commit
             .time
@@ -115,9 +119,18 @@ impl CommitListener for CommitHook {
                 .block_interval
                 .observe((time - previous) as f64 / 1e9);
         }
-        match self.blocks.try_send(commit) {
+        self.hand_over(commit);
+        self.metrics
+            .commit_hook
+            .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+impl CommitHook {
+    fn hand_over(&self, commit: Arc<BlockCommit>) {
+        match self.blocks.push(commit) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(c)) => {
+            Err(Some(c)) => {
                 // Never wait on the commit path: the dispatcher sees the height gap and
                 // resynchronises its subscriptions from state.
                 self.metrics.blocks_dropped.inc();
@@ -131,7 +144,7 @@ impl CommitListener for CommitHook {
                     "stream block queue full; block dropped, subscriptions will resynchronise"
                 );
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(None) => {}
         }
     }
 }
@@ -255,7 +268,8 @@ impl StreamModule {
                 next_id: Arc::new(AtomicU64::new(1)),
             },
             hook: Arc::new(CommitHook {
-                blocks: blocks_tx,
+                blocks: Handover::start(blocks_tx)
+                    .expect("cannot start the stream handover thread"),
                 dropped: dropped_tx,
                 metrics,
                 last_time: AtomicI64::new(0),

@@ -1,6 +1,7 @@
 //! What subscribers receive: a wire-neutral value at a committed height. The gRPC and
 //! WebSocket layers render it; the dispatcher computes it once per topic per block.
 
+use axum::extract::ws::Utf8Bytes;
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use stream_abci_listener::{Dec, Int, UnbondingEntry};
@@ -64,8 +65,9 @@ pub struct Update {
     pub value: Arc<Value>,
     /// When the dispatcher produced it (commit-to-send latency).
     pub produced: Instant,
-    /// The WebSocket JSON, rendered once for all subscribers of the update.
-    json: OnceLock<String>,
+    /// The WebSocket JSON, rendered once for all subscribers of the update; each
+    /// connection's frame shares its bytes (a reference count, no copy).
+    json: OnceLock<Utf8Bytes>,
     /// The protobuf `Stream*Response` (`?encoding=proto`), encoded once when first asked for.
     proto: OnceLock<bytes::Bytes>,
 }
@@ -84,8 +86,14 @@ impl Update {
 
     /// The WebSocket JSON text of this update (DESIGN.md 4.2), rendered on first use.
     pub fn json(&self) -> &str {
+        self.frame().as_str()
+    }
+
+    /// The same text as a WebSocket text frame's payload, shared with every other
+    /// subscriber's frame of this update.
+    pub fn frame(&self) -> &Utf8Bytes {
         self.json
-            .get_or_init(|| crate::json::render(self.height, &self.value))
+            .get_or_init(|| crate::json::render(self.height, &self.value).into())
     }
 
     /// The protobuf `Stream*Response` of this update's kind, encoded on first use and shared

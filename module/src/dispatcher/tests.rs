@@ -555,6 +555,14 @@ async fn dropped_subscriptions_leave_the_index() {
     );
     // The dispatcher keeps working and a new subscriber gets a fresh snapshot.
     hook.on_commit(mem.commit(vec![balance(&addr(1), "ujuno", 3)]));
+    // The hook returns once the block is queued; the dispatcher takes it a moment later.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while m.metrics().blocks_dispatched.get() < 2 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("block 2 dispatched within 5 s");
     let s = subscribe(&m, SubscriptionKey::Balances { address: addr(1) }).await;
     assert_eq!(next(&s).await.0, 2);
     m.shutdown(Duration::from_secs(1)).await;

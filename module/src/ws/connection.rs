@@ -11,7 +11,6 @@ use crate::limits::{ConnectionPermit, SubscriptionPermit};
 use crate::metrics::Transport;
 use crate::outbox::{CloseReason, Next, shutting_down};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -43,10 +42,11 @@ enum Inbound {
     Gone,
 }
 
-/// A connection's socket with its heartbeat and deadlines.
+/// A connection's socket with its heartbeat and deadlines. The socket is not split into a
+/// sink and a stream: reads and writes never overlap here, and a split would put a lock
+/// (and a waker registration) in front of every write.
 struct Conn {
-    sink: SplitSink<WebSocket, Message>,
-    stream: SplitStream<WebSocket>,
+    socket: WebSocket,
     config: Arc<WebSocketConfig>,
     ping: Interval,
     idle: Pin<Box<Sleep>>,
@@ -57,11 +57,9 @@ struct Broken;
 
 impl Conn {
     fn new(socket: WebSocket, config: Arc<WebSocketConfig>) -> Conn {
-        let (sink, stream) = socket.split();
         let start = Instant::now();
         Conn {
-            sink,
-            stream,
+            socket,
             ping: interval_at(start + config.ping_interval, config.ping_interval),
             idle: Box::pin(sleep(config.idle_timeout)),
             config,
@@ -69,7 +67,7 @@ impl Conn {
     }
 
     async fn send(&mut self, m: Message) -> Result<(), Broken> {
-        match timeout(self.config.write_timeout, self.sink.send(m)).await {
+        match timeout(self.config.write_timeout, self.socket.send(m)).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(Broken),
         }
@@ -99,7 +97,7 @@ impl Conn {
     /// The next event: a frame (any frame resets the idle deadline), a ping due, or idleness.
     async fn event(&mut self) -> Inbound {
         let frame = tokio::select! {
-            f = self.stream.next() => f,
+            f = self.socket.next() => f,
             _ = self.ping.tick() => return Inbound::PingDue,
             _ = &mut self.idle => return Inbound::Idle,
         };
@@ -112,12 +110,12 @@ impl Conn {
                     Message::Binary(_) => Inbound::Binary,
                     // The library queued the pong / close reply; push it out now.
                     Message::Ping(_) => {
-                        let _ = timeout(self.config.write_timeout, self.sink.flush()).await;
+                        let _ = timeout(self.config.write_timeout, self.socket.flush()).await;
                         Inbound::Alive
                     }
                     Message::Pong(_) => Inbound::Alive,
                     Message::Close(_) => {
-                        let _ = timeout(self.config.write_timeout, self.sink.flush()).await;
+                        let _ = timeout(self.config.write_timeout, self.socket.flush()).await;
                         Inbound::Gone
                     }
                 }
@@ -178,13 +176,16 @@ pub(super) async fn single(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut c = Conn::new(socket, config);
+    // One wait for the whole connection: a new one per message would take the lock of the
+    // shutdown channel, shared by every connection, twice per message.
+    let mut shutdown = std::pin::pin!(shutting_down(&mut shutdown));
     loop {
         tokio::select! {
-            _ = shutting_down(&mut shutdown) => return c.close_for(CloseReason::Shutdown).await,
+            _ = &mut shutdown => return c.close_for(CloseReason::Shutdown).await,
             next = sub.next() => match next {
                 Next::Update(u) => {
                     let frame = match encoding {
-                        Encoding::Json => Message::Text(u.json().into()),
+                        Encoding::Json => Message::Text(u.frame().clone()),
                         Encoding::Proto => Message::Binary(u.proto()),
                     };
                     if c.send(frame).await.is_err() { return }
@@ -218,6 +219,7 @@ pub(super) async fn multiplexed(
     config: Arc<WebSocketConfig>,
 ) {
     let mut shutdown = handle.shutdown.clone();
+    let mut shutdown = std::pin::pin!(shutting_down(&mut shutdown));
     let mut seat = Some(seat);
     let mut c = Conn::new(socket, config);
     let (updates_tx, mut updates) = mpsc::channel::<(String, Next)>(MUX_QUEUE);
@@ -225,7 +227,7 @@ pub(super) async fn multiplexed(
     let mut next_id = 1u64;
     loop {
         let alive = tokio::select! {
-            _ = shutting_down(&mut shutdown) => {
+            _ = &mut shutdown => {
                 c.close_for(CloseReason::Shutdown).await;
                 false
             }

@@ -30,6 +30,12 @@ use std::sync::Arc;
 
 pub(crate) use request::{STREAMS, parse_stream};
 
+/// Bytes a WebSocket connection reads into at a time: a `/ws` subscribe is a few hundred
+/// bytes, a pong a few. tungstenite zero-fills this much before every read attempt (each
+/// time a connection's task looks for inbound frames, i.e. once per message sent), so it is
+/// CPU per message as well as memory per connection.
+const READ_BUFFER_BYTES: usize = 1024;
+
 /// Shared by every WebSocket handler.
 #[derive(Clone)]
 struct WsState {
@@ -219,7 +225,17 @@ impl WsState {
         // The frame bound makes the library refuse an oversize frame from its header, before
         // reading the payload (close 1009), instead of buffering up to its 16 MiB default.
         let max = self.config.max_message_size;
-        Ok(upgrade.max_message_size(max).max_frame_size(max))
+        Ok(upgrade
+            .max_message_size(max)
+            .max_frame_size(max)
+            // tungstenite's defaults (128 KiB to read into, zero-filled on the first read,
+            // and 128 KiB of write batching) were most of a connection's memory. Clients
+            // send small control messages and pongs; a larger message grows the buffer to
+            // its header's length, up to max_message_size, once.
+            .read_buffer_size(READ_BUFFER_BYTES)
+            // Every frame goes to the socket as it is sent: `Conn::send` flushes each one
+            // anyway, and TCP_NOTSENT_LOWAT keeps the kernel's unsent backlog small.
+            .write_buffer_size(0))
     }
 }
 
