@@ -7,5 +7,6 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod node;
 pub mod proxy;
 pub mod run;
