@@ -56,6 +56,7 @@ fn config(endpoints: Vec<String>) -> ClientConfig {
 /// One subscription's consumer: records every item as it arrives.
 struct Consumer {
     key: StreamKey,
+    transport: Transport,
     got: Arc<Mutex<Vec<Got>>>,
     errors: Arc<Mutex<Vec<Error>>>,
     state: watch::Receiver<ConnectionState>,
@@ -95,6 +96,7 @@ impl Consumer {
         };
         Consumer {
             key,
+            transport: Transport::Grpc,
             got,
             errors,
             state,
@@ -129,7 +131,7 @@ impl Consumer {
         assert!(errors.is_empty(), "{:?}: {errors:?}", self.key);
         transcript(
             client,
-            Transport::Grpc,
+            self.transport,
             behaviour,
             self.key.clone(),
             &self.got(),
@@ -205,6 +207,18 @@ async fn wait_state(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_change_exactly_once_through_random_cuts_and_a_stall() {
+    cuts_and_a_stall(Transport::Grpc, 8).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_websocket_transport_too() {
+    cuts_and_a_stall(Transport::WsPath, 5).await;
+}
+
+/// Consumers of four stream types through a proxy that cuts every connection at random
+/// moments for `secs` seconds, stalls them once (found by the keepalive), then cuts again for
+/// a few seconds; their sequences must be gap-free and duplicate-free.
+async fn cuts_and_a_stall(transport: Transport, secs: u64) {
     let seed = std::env::var("STREAM_CLIENT_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -217,10 +231,22 @@ async fn every_change_exactly_once_through_random_cuts_and_a_stall() {
     println!("seed {seed} (STREAM_CLIENT_SEED={seed} repeats the cut moments)");
     let mut rng = Rng::new(seed);
     let run = Run::start(options()).await;
-    let proxy = Proxy::start(run.node.grpc_addr()).await;
-    let client = StreamClient::new(config(vec![proxy.http_url()])).expect("config");
-    let consumers = consumers(&client);
-    for c in &consumers {
+    let (proxy, config) = match transport {
+        Transport::Grpc => {
+            let proxy = Proxy::start(run.node.grpc_addr()).await;
+            let config = config(vec![proxy.http_url()]);
+            (proxy, config)
+        }
+        _ => {
+            let proxy = Proxy::start(run.node.api_addr()).await;
+            let config = config(vec![proxy.ws_url()]).websocket();
+            (proxy, config)
+        }
+    };
+    let client = StreamClient::new(config).expect("config");
+    let mut consumers = consumers(&client);
+    for c in &mut consumers {
+        c.transport = transport;
         c.wait_for_items(1, Duration::from_secs(10)).await;
     }
 
@@ -235,7 +261,7 @@ async fn every_change_exactly_once_through_random_cuts_and_a_stall() {
         }
         pauses
     };
-    for pause in cut_for(&mut rng, Instant::now() + Duration::from_secs(8)) {
+    for pause in cut_for(&mut rng, Instant::now() + Duration::from_secs(secs)) {
         tokio::time::sleep(pause).await;
         cuts += usize::from(proxy.cut() > 0);
     }
@@ -285,8 +311,11 @@ async fn every_change_exactly_once_through_random_cuts_and_a_stall() {
     }
     let arrivals = proxy.arrivals().len();
     let messages = finish(&run, &consumers, "random cuts").await;
-    println!("{cuts} cuts, 1 stall, {arrivals} connections, {messages} values checked");
-    assert!(cuts >= 10, "only {cuts} cuts");
+    println!(
+        "{}: {cuts} cuts, 1 stall, {arrivals} connections, {messages} values checked",
+        transport.name()
+    );
+    assert!(cuts as u64 >= secs, "only {cuts} cuts");
     // A cut drops the connections open at that moment (a subscription between attempts
     // has none), so each cut makes at least one reconnect, the stall four.
     assert!(
