@@ -104,23 +104,23 @@ async fn every_change_exactly_once_through_random_cuts_and_a_stall() {
     tokio::time::sleep(DRAIN).await;
     follow.stop().await;
 
-    let subs = follow.subs.lock().unwrap();
-    let transcripts: Vec<Transcript> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, key)| {
-            assert!(subs[i].errors.is_empty(), "{key:?}: {:?}", subs[i].errors);
-            transcript(
-                i,
-                Transport::WsMux,
-                "ts cuts",
-                key.clone(),
-                &subs[i].got,
-                stop,
-            )
-        })
-        .collect();
-    drop(subs);
+    let transcripts: Vec<Transcript> = {
+        let subs = follow.subs.lock().unwrap();
+        keys.iter()
+            .enumerate()
+            .map(|(i, key)| {
+                assert!(subs[i].errors.is_empty(), "{key:?}: {:?}", subs[i].errors);
+                transcript(
+                    i,
+                    Transport::WsMux,
+                    "ts cuts",
+                    key.clone(),
+                    &subs[i].got,
+                    stop,
+                )
+            })
+            .collect()
+    };
     let (violations, stats) = run.violations(&transcripts).await;
     assert!(violations.is_empty(), "{violations:#?}");
     println!("{cuts} cuts, 1 stall, {arrivals} connections; checked: {stats:?}");
