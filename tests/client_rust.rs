@@ -414,7 +414,7 @@ async fn backoff_stays_within_bounds_then_fails_over_to_the_second_endpoint() {
         // The delay itself is within [lo, hi]; the failed attempt and scheduling on a loaded
         // machine add a little on top.
         assert!(
-            waited >= lo && waited <= hi + Duration::from_millis(300),
+            waited >= lo && waited <= hi + Duration::from_millis(400),
             "attempt {n}: waited {waited:?}, documented bounds {lo:?}..{hi:?}"
         );
         previous = *at;
