@@ -1,0 +1,38 @@
+//! One attempt: a stream opened on one endpoint with one transport, and the ways it can end.
+
+use crate::config::{ClientConfig, Transport};
+use crate::topic::{Topic, Values};
+
+/// Why an attempt ended (or never opened), as far as the driver cares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// A cut or refused connection, a stale one, a node shutting down (UNAVAILABLE / close
+    /// 1001), a limit (RESOURCE_EXHAUSTED / 429 / 503): back off, try the next endpoint.
+    Retry(String),
+    /// The node cannot continue a resume without a gap (OUT_OF_RANGE / HTTP 410 / close
+    /// 4410): resume from the last height delivered, or take a fresh snapshot.
+    Gone(String),
+    /// The request itself is bad (INVALID_ARGUMENT / HTTP 400): give up.
+    Invalid(String),
+}
+
+impl Failure {
+    pub(crate) fn message(&self) -> &str {
+        match self {
+            Failure::Retry(m) | Failure::Gone(m) | Failure::Invalid(m) => m,
+        }
+    }
+}
+
+/// Opens `topic` on `endpoint` with the configured transport, from `since` (None: snapshot).
+pub(crate) async fn open<T: Topic>(
+    topic: &T,
+    config: &ClientConfig,
+    endpoint: &str,
+    since: Option<i64>,
+) -> Result<Values<T::Value, Failure>, Failure> {
+    match config.transport {
+        Transport::Grpc => crate::grpc::open(topic, config, endpoint, since).await,
+        Transport::WebSocket => crate::ws::open(topic, config, endpoint, since).await,
+    }
+}

@@ -1,0 +1,84 @@
+// Follows streams with the client under Node and prints one JSON line per event, for the
+// end-to-end test that cuts its connections (tests/client_ts.rs):
+//   {"sub":0,"height":42,"kind":"change","value":{...}}   value: the update's JSON without
+//                                                          "height" (the checker's form)
+//   {"sub":0,"state":{"status":"live","endpoint":"ws://..."}}
+//   {"sub":0,"error":"..."}
+// Argument: a JSON config {"endpoints":[..],"subs":[{"stream":"bank/balance","params":{..}}],
+// "backoff":{..},"keepaliveIntervalMs":..,"keepaliveTimeoutMs":..}.
+
+import WebSocket from "ws";
+
+import { StreamClient, type Topic, topics } from "../src/index.js";
+import type { WebSocketConstructor } from "../src/websocket.js";
+
+interface Config {
+  endpoints: string[];
+  subs: Array<{ stream: string; params: Record<string, string> }>;
+  backoff?: { initialMs?: number; maxMs?: number };
+  keepaliveIntervalMs?: number;
+  keepaliveTimeoutMs?: number;
+}
+
+const config = JSON.parse(process.argv[2] ?? "{}") as Config;
+
+function topicOf(stream: string, p: Record<string, string>): Topic<unknown> {
+  const need = (k: string) => {
+    const v = p[k];
+    if (v === undefined) throw new Error(`${stream} needs ${k}`);
+    return v;
+  };
+  switch (stream) {
+    case "bank/balance":
+      return topics.balance(need("address"), need("denom"));
+    case "bank/balances":
+      return topics.balances(need("address"));
+    case "staking/delegations":
+      return topics.delegations(need("delegator"));
+    case "staking/delegation":
+      return topics.delegation(need("delegator"), need("validator"));
+    case "staking/unbonding-delegations":
+      return topics.unbondingDelegations(need("delegator"));
+    case "staking/unbonding-delegation":
+      return topics.unbondingDelegation(need("delegator"), need("validator"));
+    default:
+      throw new Error(`unknown stream ${stream}`);
+  }
+}
+
+/** The same topic, but its value is the update's JSON without "height" (after the real
+ * decoding has checked it). */
+function raw(topic: Topic<unknown>): Topic<unknown> {
+  return {
+    ...topic,
+    decode(data: unknown): [number, unknown] {
+      const [height] = topic.decode(data);
+      const { height: _, ...rest } = data as Record<string, unknown>;
+      return [height, rest];
+    },
+  };
+}
+
+const print = (line: unknown) => process.stdout.write(`${JSON.stringify(line)}\n`);
+
+const client = new StreamClient({
+  endpoints: config.endpoints,
+  WebSocket: WebSocket as unknown as WebSocketConstructor,
+  ...(config.backoff ? { backoff: config.backoff } : {}),
+  ...(config.keepaliveIntervalMs ? { keepaliveIntervalMs: config.keepaliveIntervalMs } : {}),
+  ...(config.keepaliveTimeoutMs ? { keepaliveTimeoutMs: config.keepaliveTimeoutMs } : {}),
+});
+
+await Promise.all(
+  config.subs.map(async ({ stream, params }, sub) => {
+    const subscription = client.subscribe(raw(topicOf(stream, params)));
+    subscription.onStateChange((state) => print({ sub, state }));
+    try {
+      for await (const u of subscription) {
+        print({ sub, height: u.height, kind: u.kind, lastHeight: u.lastHeight, value: u.value });
+      }
+    } catch (e) {
+      print({ sub, error: String(e) });
+    }
+  }),
+);

@@ -1,0 +1,54 @@
+// The seam between a subscription and a wire: a transport opens one stream and reports what
+// happens to it. WebSocket (`/ws`) is the one built; an SSE transport (`/sse/subscribe/...`,
+// `Last-Event-ID` resume) implements the same interface once the node serves SSE.
+
+import type { Topic } from "./topics.js";
+
+/**
+ * Why a stream ended (or never opened), as far as the subscription cares:
+ * - `retry`: cut, refused, stale, node shutting down, a limit: back off, next endpoint;
+ * - `gone`: the node cannot continue a resume without a gap (gRPC OUT_OF_RANGE, HTTP 410,
+ *   close 4410, `/ws` error 410): resume from the last height delivered, or resynchronise;
+ * - `invalid`: the request itself is bad (400): give up.
+ */
+export interface Failure {
+  kind: "retry" | "gone" | "invalid";
+  message: string;
+}
+
+/** What a transport opens. */
+export interface OpenRequest {
+  /** The endpoint, as configured (e.g. `ws://127.0.0.1:1317`). */
+  endpoint: string;
+  topic: Topic<unknown>;
+  /** Resume after this height; undefined: snapshot first. */
+  since: number | undefined;
+  /** Longest time until the node accepts the subscription, ms. */
+  connectTimeoutMs: number;
+  /** Silence after which the transport probes the connection, ms. */
+  keepaliveIntervalMs: number;
+  /** A probe unanswered this long marks the connection stale, ms. */
+  keepaliveTimeoutMs: number;
+}
+
+/** Callbacks of one stream. After `end`, or after the caller's `close()`, none is called. */
+export interface StreamHandlers {
+  /** The node accepted the subscription. */
+  open(): void;
+  /** One update's JSON, as the node sent it (with `"height"`). */
+  update(data: unknown): void;
+  /** The stream ended; called at most once. */
+  end(failure: Failure): void;
+}
+
+/** An open (or opening) stream. */
+export interface StreamHandle {
+  /** Closes it; no handler is called afterwards. */
+  close(): void;
+}
+
+/** A wire the client can stream over. */
+export interface Transport {
+  readonly name: string;
+  open(request: OpenRequest, handlers: StreamHandlers): StreamHandle;
+}
