@@ -23,6 +23,10 @@ pub struct TestNodeOptions {
     /// `config/app.toml` `[stream]` keys set before start (WebSocket timeouts, message size,
     /// allowed origins, trusted proxies).
     pub stream: Vec<(&'static str, toml::Value)>,
+    /// Load `streamd plugin` as the node's ADR-038 streaming plugin (`app.toml`
+    /// `[streaming.abci]`, `COSMOS_SDK_ABCI`), serving on ports of its own: both modes on
+    /// one chain.
+    pub plugin: bool,
 }
 
 impl Default for TestNodeOptions {
@@ -34,6 +38,7 @@ impl Default for TestNodeOptions {
             ports_in_app_toml: false,
             rpc: Vec::new(),
             stream: Vec::new(),
+            plugin: false,
         }
     }
 }
@@ -57,6 +62,12 @@ impl TestNodeOptions {
     /// Sets `[stream] key = value` in `app.toml`.
     pub fn stream(mut self, key: &'static str, value: impl Into<toml::Value>) -> Self {
         self.stream.push((key, value.into()));
+        self
+    }
+
+    /// Loads `streamd plugin` as the node's streaming plugin (see [`TestNodeOptions::plugin`]).
+    pub fn with_plugin(mut self) -> Self {
+        self.plugin = true;
         self
     }
 
