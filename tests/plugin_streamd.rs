@@ -1,0 +1,200 @@
+//! End-to-end, both modes on one chain: streamd runs the stream module in-process and loads
+//! `streamd plugin` as its ADR-038 streaming plugin (app.toml `[streaming.abci]`,
+//! `COSMOS_SDK_ABCI`, as a Go Cosmos SDK node loads it). The same transactions (bank send,
+//! delegate, unbond, redelegate) must give the same messages on both: equal protobuf
+//! messages (their prost encodings compared byte for byte) at the same heights, each equal
+//! to the standard queries at its height, and equal WebSocket frames.
+
+mod stream_support;
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use prost::Message;
+use stream_support::{Recorder, StreamKey, StreamMessage, StreamValue, assert_committed};
+use support::accounts::address;
+use support::{TestNode, TestNodeOptions};
+use tonic::transport::{Channel, Endpoint};
+
+/// How long the plugin may take to find its host and serve.
+const PLUGIN_START: Duration = Duration::from_secs(30);
+
+/// The protobuf bytes of a stream value (what the stream response carries besides height).
+fn encoded(value: &StreamValue) -> Vec<u8> {
+    match value {
+        StreamValue::Balance(c) => c.encode_to_vec(),
+        StreamValue::AllBalances(v) => v.iter().flat_map(|c| c.encode_to_vec()).collect(),
+        StreamValue::Delegations(v) => v.iter().flat_map(|c| c.encode_to_vec()).collect(),
+        StreamValue::Delegation(d) => d.as_ref().map(|d| d.encode_to_vec()).unwrap_or_default(),
+        StreamValue::UnbondingDelegations(v) => v.iter().flat_map(|c| c.encode_to_vec()).collect(),
+        StreamValue::UnbondingDelegation(d) => {
+            d.as_ref().map(|d| d.encode_to_vec()).unwrap_or_default()
+        }
+    }
+}
+
+fn channel(addr: std::net::SocketAddr) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .expect("valid URL")
+        .connect_lazy()
+}
+
+/// Opens `key` on the plugin, retrying while the plugin is still looking for its host.
+async fn open_on_plugin(node: &TestNode, key: &StreamKey) -> Recorder {
+    let deadline = Instant::now() + PLUGIN_START;
+    loop {
+        match Recorder::open(channel(node.plugin_grpc_addr()), key).await {
+            Ok(r) => return r,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => node.fail(&format!("the plugin does not serve {key:?}: {e}")),
+        }
+    }
+}
+
+/// Every message until the stream has been quiet for a second.
+async fn drain(recorder: &mut Recorder) -> Vec<StreamMessage> {
+    let mut out = Vec::new();
+    while let Some(m) = recorder.next_within(Duration::from_secs(1)).await {
+        out.push(m);
+    }
+    out
+}
+
+/// Text frames of a WebSocket path route until it has been quiet for a second.
+async fn ws_frames(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(Duration::from_secs(1), ws.next()).await {
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = frame {
+            out.push(t.to_string());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugin_and_in_process_module_stream_the_same_messages() {
+    let node = TestNode::start(
+        TestNodeOptions {
+            unbonding_time: "60s",
+            ..TestNodeOptions::default()
+        }
+        // 26 streams from one client IP; the plugin reads the same config.toml.
+        .rpc("max_subscriptions_per_client", 0)
+        .with_plugin(),
+    )
+    .await;
+    let mut keys: Vec<StreamKey> = StreamKey::all_six("alice", "validator1").into();
+    keys.extend(StreamKey::all_six("bob", "validator2"));
+    keys.push(StreamKey::delegation("alice", "validator2"));
+
+    let mut plugin = Vec::new();
+    for key in &keys {
+        plugin.push(open_on_plugin(&node, key).await);
+    }
+    let mut in_process = Vec::new();
+    for key in &keys {
+        in_process.push(Recorder::start(node.channel(), key).await);
+    }
+    let alice = address("alice");
+    let route = format!("/ws/subscribe/bank/balances/{alice}");
+    let (mut ws_plugin, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}{route}", node.plugin_api_addr()))
+            .await
+            .expect("WebSocket to the plugin");
+    let (mut ws_node, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}{route}", node.api_addr()))
+            .await
+            .expect("WebSocket to the node");
+    // Both snapshots are in before the first transaction.
+    for r in plugin.iter_mut().chain(in_process.iter_mut()) {
+        r.next().await;
+    }
+    let first_ws = (
+        ws_frames(&mut ws_plugin).await,
+        ws_frames(&mut ws_node).await,
+    );
+    assert_eq!((first_ws.0.len(), first_ws.1.len()), (1, 1), "{first_ws:?}");
+
+    let mut heights = Vec::new();
+    for tx in [
+        &["bank", "send", "alice", "bob", "1000ujuno"][..],
+        &["staking", "delegate", "alice", "validator1", "5000000ujuno"],
+        &["staking", "delegate", "bob", "validator2", "7000000ujuno"],
+        &["staking", "unbond", "alice", "validator1", "1000000ujuno"],
+        &[
+            "staking",
+            "redelegate",
+            "alice",
+            "validator1",
+            "validator2",
+            "1000000ujuno",
+        ],
+        &["bank", "send", "bob", "alice", "2500ujuno"],
+    ] {
+        heights.push(node.tx_ok(tx).await.height);
+    }
+    node.wait_for_height(heights.last().unwrap() + 2).await;
+
+    let mut compared = 0;
+    for ((key, p), n) in keys.iter().zip(&mut plugin).zip(&mut in_process) {
+        let (from_plugin, from_node) = (drain(p).await, drain(n).await);
+        assert!(
+            !from_node.is_empty() || key_is_quiet(key),
+            "{key:?}: no update in-process"
+        );
+        assert_eq!(
+            from_plugin,
+            from_node,
+            "{} {key:?}: the plugin and the in-process module disagree",
+            key.rpc()
+        );
+        let bytes = |ms: &[StreamMessage]| -> BTreeMap<i64, Vec<u8>> {
+            ms.iter().map(|m| (m.height, encoded(&m.value))).collect()
+        };
+        assert_eq!(
+            bytes(&from_plugin),
+            bytes(&from_node),
+            "{key:?}: protobuf bytes differ"
+        );
+        for m in &from_plugin {
+            assert!(
+                heights.contains(&m.height),
+                "{key:?}: message at a height with no tx: {m:?}"
+            );
+            assert_committed(&node, key, m).await;
+        }
+        compared += from_plugin.len();
+    }
+    assert!(compared >= 12, "only {compared} updates compared");
+
+    let (p, n) = (
+        ws_frames(&mut ws_plugin).await,
+        ws_frames(&mut ws_node).await,
+    );
+    assert_eq!(
+        p, n,
+        "WebSocket frames differ between the plugin and the module"
+    );
+    assert!(
+        p.len() >= 2,
+        "alice's balances changed at least twice: {p:?}"
+    );
+}
+
+/// Streams that no transaction of the test touches.
+fn key_is_quiet(key: &StreamKey) -> bool {
+    matches!(
+        key,
+        StreamKey::UnbondingDelegations { delegator } | StreamKey::UnbondingDelegation { delegator, .. }
+            if *delegator == address("bob")
+    )
+}
