@@ -14,6 +14,7 @@ pub mod dec;
 pub mod options;
 pub mod plugin;
 pub mod queries;
+pub mod simd;
 pub mod staking;
 pub mod tools;
 pub mod tx;

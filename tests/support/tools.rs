@@ -45,6 +45,15 @@ pub const PROMTOOL: Tool = Tool {
     package: "Debian prometheus, unpacked with dpkg-deb -x",
 };
 
+/// simd of Cosmos SDK v0.50 (ibc-go v8's testing simapp), built by scripts/test from the Go
+/// module in tests/gonode into .tools/simd (the ADR-038 plugin's end-to-end tests).
+pub const SIMD: Tool = Tool {
+    name: "simd",
+    var: "STREAM_SIMD",
+    installed: ".tools/simd/bin/simd",
+    package: "Go module tests/gonode: go build github.com/cosmos/ibc-go/v8/testing/simapp/simd",
+};
+
 impl Tool {
     /// The binary: `$var` if set (it must name a file), else `name` on PATH, else where
     /// scripts/test installs it. Fails the test when it is nowhere.
