@@ -2,7 +2,11 @@ module github.com/stream/tests/gonode
 
 go 1.23
 
-require github.com/cosmos/ibc-go/v8 v8.8.0
+require (
+	cosmossdk.io/log v1.4.0
+	github.com/cosmos/cosmos-sdk v0.50.9
+	github.com/cosmos/ibc-go/v8 v8.8.0
+)
 
 require (
 	cloud.google.com/go v0.115.0 // indirect
@@ -17,7 +21,6 @@ require (
 	cosmossdk.io/core v0.11.1 // indirect
 	cosmossdk.io/depinject v1.0.0 // indirect
 	cosmossdk.io/errors v1.0.1 // indirect
-	cosmossdk.io/log v1.4.0 // indirect
 	cosmossdk.io/math v1.3.0 // indirect
 	cosmossdk.io/store v1.1.0 // indirect
 	cosmossdk.io/tools/confix v0.1.2 // indirect
@@ -52,7 +55,6 @@ require (
 	github.com/cosmos/btcutil v1.0.5 // indirect
 	github.com/cosmos/cosmos-db v1.0.2 // indirect
 	github.com/cosmos/cosmos-proto v1.0.0-beta.5 // indirect
-	github.com/cosmos/cosmos-sdk v0.50.9 // indirect
 	github.com/cosmos/go-bip39 v1.0.0 // indirect
 	github.com/cosmos/gogogateway v1.2.0 // indirect
 	github.com/cosmos/gogoproto v1.7.0 // indirect

@@ -51,7 +51,7 @@ pub const SIMD: Tool = Tool {
     name: "simd",
     var: "STREAM_SIMD",
     installed: ".tools/simd/bin/simd",
-    package: "Go module tests/gonode: go build github.com/cosmos/ibc-go/v8/testing/simapp/simd",
+    package: "Go module tests/gonode (ibc-go v8 testing simapp): go build -o .tools/simd/bin/simd .",
 };
 
 impl Tool {
