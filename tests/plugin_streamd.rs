@@ -1,19 +1,18 @@
 //! End-to-end, both modes on one chain: streamd runs the stream module in-process and loads
 //! `streamd plugin` as its ADR-038 streaming plugin (app.toml `[streaming.abci]`,
 //! `COSMOS_SDK_ABCI`, as a Go Cosmos SDK node loads it). The same transactions (bank send,
-//! delegate, unbond, redelegate) must give the same messages on both: equal protobuf
-//! messages (their prost encodings compared byte for byte) at the same heights, each equal
-//! to the standard queries at its height, and equal WebSocket frames.
+//! delegate, unbond, redelegate) must give the same messages on both: the same response
+//! messages, byte for byte as the servers framed them, at the same heights, each equal to
+//! the standard queries at its height, and the same WebSocket frames.
 
 mod stream_support;
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use prost::Message;
-use stream_support::{Recorder, StreamKey, StreamMessage, StreamValue, assert_committed};
+use stream_support::raw::open_raw;
+use stream_support::{Recorder, StreamKey, StreamMessage, assert_committed};
 use support::accounts::address;
 use support::{TestNode, TestNodeOptions};
 use tonic::transport::{Channel, Endpoint};
@@ -21,18 +20,13 @@ use tonic::transport::{Channel, Endpoint};
 /// How long the plugin may take to find its host and serve.
 const PLUGIN_START: Duration = Duration::from_secs(30);
 
-/// The protobuf bytes of a stream value (what the stream response carries besides height).
-fn encoded(value: &StreamValue) -> Vec<u8> {
-    match value {
-        StreamValue::Balance(c) => c.encode_to_vec(),
-        StreamValue::AllBalances(v) => v.iter().flat_map(|c| c.encode_to_vec()).collect(),
-        StreamValue::Delegations(v) => v.iter().flat_map(|c| c.encode_to_vec()).collect(),
-        StreamValue::Delegation(d) => d.as_ref().map(|d| d.encode_to_vec()).unwrap_or_default(),
-        StreamValue::UnbondingDelegations(v) => v.iter().flat_map(|c| c.encode_to_vec()).collect(),
-        StreamValue::UnbondingDelegation(d) => {
-            d.as_ref().map(|d| d.encode_to_vec()).unwrap_or_default()
-        }
+/// Every raw message until the stream has been quiet for a second.
+async fn drain_raw(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+        out.push(m);
     }
+    out
 }
 
 fn channel(addr: std::net::SocketAddr) -> Channel {
@@ -104,6 +98,17 @@ async fn plugin_and_in_process_module_stream_the_same_messages() {
     for key in &keys {
         in_process.push(Recorder::start(node.channel(), key).await);
     }
+    // The same keys again, as raw bytes.
+    let mut raw = Vec::new();
+    for key in &keys {
+        let plugin = open_raw(channel(node.plugin_grpc_addr()), key)
+            .await
+            .expect("raw stream on the plugin");
+        let module = open_raw(node.channel(), key)
+            .await
+            .expect("raw stream on the node");
+        raw.push((plugin, module));
+    }
     let alice = address("alice");
     let route = format!("/ws/subscribe/bank/balances/{alice}");
     let (mut ws_plugin, _) =
@@ -117,6 +122,10 @@ async fn plugin_and_in_process_module_stream_the_same_messages() {
     // Both snapshots are in before the first transaction.
     for r in plugin.iter_mut().chain(in_process.iter_mut()) {
         r.next().await;
+    }
+    for (p, n) in &mut raw {
+        p.recv().await.expect("a snapshot from the plugin");
+        n.recv().await.expect("a snapshot from the node");
     }
     let first_ws = (
         ws_frames(&mut ws_plugin).await,
@@ -144,9 +153,13 @@ async fn plugin_and_in_process_module_stream_the_same_messages() {
     }
     node.wait_for_height(heights.last().unwrap() + 2).await;
 
+    // Everything has arrived by now; each drain ends after a quiet second, all at once.
+    let decoded =
+        futures_util::future::join_all(plugin.iter_mut().chain(in_process.iter_mut()).map(drain))
+            .await;
+    let (decoded_plugin, decoded_node) = decoded.split_at(keys.len());
     let mut compared = 0;
-    for ((key, p), n) in keys.iter().zip(&mut plugin).zip(&mut in_process) {
-        let (from_plugin, from_node) = (drain(p).await, drain(n).await);
+    for ((key, from_plugin), from_node) in keys.iter().zip(decoded_plugin).zip(decoded_node) {
         assert!(
             !from_node.is_empty() || key_is_quiet(key),
             "{key:?}: no update in-process"
@@ -157,15 +170,7 @@ async fn plugin_and_in_process_module_stream_the_same_messages() {
             "{} {key:?}: the plugin and the in-process module disagree",
             key.rpc()
         );
-        let bytes = |ms: &[StreamMessage]| -> BTreeMap<i64, Vec<u8>> {
-            ms.iter().map(|m| (m.height, encoded(&m.value))).collect()
-        };
-        assert_eq!(
-            bytes(&from_plugin),
-            bytes(&from_node),
-            "{key:?}: protobuf bytes differ"
-        );
-        for m in &from_plugin {
+        for m in from_plugin {
             assert!(
                 heights.contains(&m.height),
                 "{key:?}: message at a height with no tx: {m:?}"
@@ -175,6 +180,25 @@ async fn plugin_and_in_process_module_stream_the_same_messages() {
         compared += from_plugin.len();
     }
     assert!(compared >= 12, "only {compared} updates compared");
+    let raw = futures_util::future::join_all(
+        raw.iter_mut()
+            .map(|(p, n)| async { (drain_raw(p).await, drain_raw(n).await) }),
+    )
+    .await;
+    let mut raw_compared = 0;
+    for (key, (from_plugin, from_node)) in keys.iter().zip(raw) {
+        assert_eq!(
+            from_plugin,
+            from_node,
+            "{} {key:?}: the response bytes differ between the plugin and the module",
+            key.rpc()
+        );
+        raw_compared += from_plugin.len();
+    }
+    assert_eq!(
+        raw_compared, compared,
+        "the raw streams saw the decoded ones' updates"
+    );
 
     let (p, n) = (
         ws_frames(&mut ws_plugin).await,
