@@ -167,6 +167,26 @@ async fn plugin_streams_of_a_real_simd_match_its_queries() {
             .unwrap_or_else(|e| node.fail(&format!("WebSocket {url}: {e}")));
         sockets.push(ws);
     }
+    // And the multiplexed endpoint: two subscriptions on one /ws connection.
+    let (mut mux, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", node.plugin_api))
+        .await
+        .unwrap_or_else(|e| node.fail(&format!("WebSocket /ws: {e}")));
+    for (id, stream, params) in [
+        (1, "bank/balances", serde_json::json!({"address": alice})),
+        (
+            2,
+            "staking/delegations",
+            serde_json::json!({"delegator": alice}),
+        ),
+    ] {
+        let request = serde_json::json!({"id": id, "method": "subscribe", "stream": stream, "params": params});
+        futures_util::SinkExt::send(
+            &mut mux,
+            tokio_tungstenite::tungstenite::Message::Text(request.to_string().into()),
+        )
+        .await
+        .expect("send a /ws subscribe");
+    }
 
     let dir = tempfile::tempdir().expect("temp dir");
     let validator_json = dir.path().join("validator.json");
@@ -238,7 +258,8 @@ async fn plugin_streams_of_a_real_simd_match_its_queries() {
     node.wait_for_height(last + 2).await;
     eprintln!("transactions at heights {heights:?}");
 
-    let mut grpc_heights: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    // Heights of every key's messages after its snapshot, by key index.
+    let mut changed_at: Vec<Vec<i64>> = Vec::new();
     for (key, recorder) in keys.iter().zip(&mut streams) {
         let mut messages = recorder.received().to_vec();
         messages.extend(drain(recorder).await);
@@ -271,23 +292,25 @@ async fn plugin_streams_of_a_real_simd_match_its_queries() {
             standard_value(&node, key, now).await,
             "{key:?}: final value"
         );
-        if let StreamKey::Balance { .. }
-        | StreamKey::Delegations { .. }
-        | StreamKey::UnbondingDelegations { .. }
-        | StreamKey::UnbondingDelegation { .. }
-        | StreamKey::AllBalances { .. } = key
-        {
-            grpc_heights
-                .entry(format!("{key:?}"))
-                .or_default()
-                .extend(messages.iter().map(|m| m.height));
-        }
+        changed_at.push(messages[1..].iter().map(|m| m.height).collect());
     }
 
-    // WebSocket: same heights as the gRPC streams of the same keys; values checked on the
-    // balance route against simd.
-    for (route, ws) in routes.iter().zip(&mut sockets) {
+    // WebSocket: after the snapshot, frames at exactly the heights of the gRPC stream of the
+    // same key; values checked against simd on the balance and delegation routes.
+    let route_keys = [0, 1, 2, 3, 5, 6];
+    let mut route_frames = Vec::new();
+    for ((route, ws), k) in routes.iter().zip(&mut sockets).zip(route_keys) {
         let frames = ws_frames(ws).await;
+        let heights: Vec<i64> = frames[1..]
+            .iter()
+            .filter_map(|f| f["height"].as_i64())
+            .collect();
+        assert_eq!(
+            heights, changed_at[k],
+            "{route}: WebSocket heights differ from {:?}'s gRPC stream",
+            keys[k]
+        );
+        route_frames.push(frames.clone());
         assert!(
             frames.len() >= 2,
             "{route}: snapshot and at least one change expected: {frames:?}"
@@ -327,7 +350,32 @@ async fn plugin_streams_of_a_real_simd_match_its_queries() {
             }
         }
     }
-    eprintln!("compared gRPC stream heights {grpc_heights:?}");
+    // /ws: each subscription's data frames are the path route's frames after the snapshot.
+    let mut by_subscription: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    let mut names: BTreeMap<i64, String> = BTreeMap::new();
+    for f in ws_frames(&mut mux).await {
+        if let Some(id) = f["id"].as_i64() {
+            let name = f["result"]["subscription"]
+                .as_str()
+                .unwrap_or_else(|| panic!("/ws subscribe refused: {f}"));
+            names.insert(id, name.to_owned());
+        } else if let Some(s) = f["subscription"].as_str() {
+            by_subscription
+                .entry(s.to_owned())
+                .or_default()
+                .push(f["data"].clone());
+        }
+    }
+    for (id, route) in [(1, 1), (2, 2)] {
+        let data = &by_subscription[&names[&id]];
+        assert_eq!(
+            data[1..],
+            route_frames[route][1..],
+            "/ws subscription {id} and the path route {} differ",
+            routes[route]
+        );
+    }
+    eprintln!("changes per key after the snapshot: {changed_at:?}");
 
     // kill -9 of the host: the plugin (a grandchild, through sh -c) is gone within 2 s.
     let pid = plugin_pid(node.pid()).unwrap_or_else(|| node.fail("no plugin process under simd"));
