@@ -327,3 +327,101 @@ async fn a_100000_pair_change_set_is_accepted_at_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// One health check over a connection of its own, closed on return.
+async fn health_once(addr: std::net::SocketAddr) -> i32 {
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .expect("URL")
+        .connect()
+        .await
+        .expect("connect to the plugin");
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: "plugin".into(),
+        })
+        .await
+        .expect("health check")
+        .into_inner()
+        .status
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_its_pipes_open_the_plugin_outlives_a_closed_connection() {
+    // A live Go host closes an idle connection after 30 minutes without blocks (grpc-go's
+    // idle timeout): while the pipes say the host lives, the plugin stays.
+    let node = TestNode::start_default().await;
+    let mut plugin = start_plugin(&node);
+    assert_eq!(
+        health_once(plugin.addr).await,
+        ServingStatus::Serving as i32
+    );
+    assert_eq!(
+        plugin.wait_exit(Duration::from_millis(2500)),
+        None,
+        "the plugin exited"
+    );
+    assert_eq!(
+        health_once(plugin.addr).await,
+        ServingStatus::Serving as i32
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_pipes_the_host_connection_closing_ends_the_plugin_within_2_s() {
+    use std::io::Read;
+    let node = TestNode::start_default().await;
+    let [grpc, api] = [0, 1].map(|_| {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    });
+    // stderr is a file here, not a pipe: only the connection can tell.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = std::process::Command::new(support::streamd_bin())
+        .args(["plugin", "--home", node.home().to_str().unwrap()])
+        .args(["--grpc.address", &grpc.to_string()])
+        .args(["--api.address", &format!("tcp://{api}")])
+        .args(["--node-grpc", &node.grpc_url()])
+        .envs(support::plugin::PLUGIN_ENV)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .expect("spawn streamd plugin");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while stdout.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    let addr: std::net::SocketAddr = String::from_utf8(line)
+        .unwrap()
+        .split('|')
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(health_once(addr).await, ServingStatus::Serving as i32);
+    let closed = Instant::now();
+
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        if closed.elapsed() > EXIT_WITHIN {
+            let _ = child.kill();
+            panic!(
+                "the plugin still runs {EXIT_WITHIN:?} after its host's connection closed; \
+                 its log:\n{}",
+                std::fs::read_to_string(log.path()).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!(
+        "plugin ended {:?} after its host's connection closed",
+        closed.elapsed()
+    );
+}

@@ -150,19 +150,36 @@ pub fn run(args: PluginArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Why the plugin stops.
-async fn ended(
-    mut pipes: watch::Receiver<bool>,
+/// How the plugin learns that its host is gone (see [`super::watch`]).
+#[derive(Clone)]
+struct HostWatch {
+    /// `true` once stdout or stderr has lost its reader.
+    pipes: watch::Receiver<bool>,
+    /// Whether the pipes are watched; if not, the host's connection is.
+    pipes_watched: bool,
     connections: HostConnections,
-    mut shutdown: watch::Receiver<bool>,
-) -> &'static str {
+}
+
+impl HostWatch {
+    async fn gone(mut self) -> &'static str {
+        if self.pipes_watched {
+            let _ = self.pipes.wait_for(|g| *g).await;
+            "the host closed our stdout/stderr"
+        } else {
+            self.connections.host_gone().await;
+            "the host's connection closed"
+        }
+    }
+}
+
+/// Why the plugin stops.
+async fn ended(host: HostWatch, mut shutdown: watch::Receiver<bool>) -> &'static str {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(_) => return "cannot watch SIGTERM",
     };
     tokio::select! {
-        _ = pipes.wait_for(|g| *g) => "the host closed our stdout/stderr",
-        _ = connections.host_gone() => "the host's connection closed",
+        reason = host.gone() => reason,
         _ = shutdown.wait_for(|s| *s) => "the host asked us to shut down",
         _ = term.recv() => "SIGTERM",
         _ = tokio::signal::ctrl_c() => "Ctrl-C",
@@ -174,8 +191,12 @@ const EXIT_DEADLINE: Duration = Duration::from_millis(1500);
 
 async fn serve(setup: Setup) -> anyhow::Result<()> {
     let (pipes_tx, pipes) = watch::channel(false);
-    watch_pipes(pipes_tx);
     let connections = HostConnections::default();
+    let host = HostWatch {
+        pipes_watched: watch_pipes(pipes_tx),
+        pipes,
+        connections: connections.clone(),
+    };
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (stop_tx, stop) = watch::channel(false);
     let stopped = move || {
@@ -237,7 +258,7 @@ async fn serve(setup: Setup) -> anyhow::Result<()> {
     };
     let outcome = tokio::select! {
         module = live => Ok(module),
-        reason = ended(pipes.clone(), connections.clone(), shutdown.clone()) => Err(reason),
+        reason = ended(host.clone(), shutdown.clone()) => Err(reason),
     };
     let module = match outcome {
         Ok(module) => module,
@@ -274,7 +295,7 @@ async fn serve(setup: Setup) -> anyhow::Result<()> {
     });
 
     let reason = tokio::select! {
-        r = ended(pipes, connections, shutdown) => r,
+        r = ended(host, shutdown) => r,
         Some(r) = tasks.join_next() => {
             r.map_err(anyhow::Error::from).and_then(|r| r)?;
             "a server ended"

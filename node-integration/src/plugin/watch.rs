@@ -2,7 +2,9 @@
 //! shell that does not exec outlives a killed node, so the parent pid says nothing. The host
 //! holds the read ends of the plugin's stdout and stderr pipes: when they close, poll reports
 //! POLLERR/POLLHUP on our ends (DESIGN.md section 9). The host's gRPC connection is the
-//! second witness ([`HostConnections`]).
+//! second witness ([`HostConnections`]), used when stdout or stderr is not a pipe: a live
+//! Go host closes its connection too when no block comes for 30 minutes (grpc-go's default
+//! idle timeout, e.g. a halted chain), so it is no proof of death while the pipes can say.
 
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -25,18 +27,19 @@ fn is_pipe_or_socket(fd: RawFd) -> bool {
     kind == libc::S_IFIFO || kind == libc::S_IFSOCK
 }
 
-/// Watches stdout and stderr (those that are pipes or sockets) on a thread of its own and
-/// sends `true` on `gone` when the reading end of any of them closes.
-pub fn watch_pipes(gone: watch::Sender<bool>) {
+/// Watches stdout and stderr on a thread of its own and sends `true` on `gone` when the
+/// reading end of either closes. `false` when they are not both pipes or sockets (a file, a
+/// terminal): then nothing is watched and the host's connection must tell.
+pub fn watch_pipes(gone: watch::Sender<bool>) -> bool {
     let fds: Vec<RawFd> = [1, 2]
         .into_iter()
         .filter(|fd| is_pipe_or_socket(*fd))
         .collect();
-    if fds.is_empty() {
+    if fds.len() < 2 {
         tracing::debug!(
-            "stdout and stderr are not pipes; the host's death is seen on its connection only"
+            "stdout or stderr is not a pipe; the host's death is seen on its connection"
         );
-        return;
+        return false;
     }
     let spawned = std::thread::Builder::new()
         .name("host-pipes".into())
@@ -69,8 +72,12 @@ pub fn watch_pipes(gone: watch::Sender<bool>) {
                 }
             }
         });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot watch the host's pipes");
+    match spawned {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the host's pipes");
+            false
+        }
     }
 }
 
@@ -79,6 +86,8 @@ pub fn watch_pipes(gone: watch::Sender<bool>) {
 #[derive(Clone, Default)]
 pub struct HostConnections {
     open: Arc<AtomicUsize>,
+    /// Whether any connection has opened: a watch started later still knows.
+    ever: Arc<std::sync::atomic::AtomicBool>,
     changed: Arc<tokio::sync::Notify>,
 }
 
@@ -90,6 +99,7 @@ impl HostConnections {
     /// One more open connection; the returned token closes it when dropped.
     pub fn opened(&self) -> ConnectionToken {
         self.open.fetch_add(1, Ordering::SeqCst);
+        self.ever.store(true, Ordering::SeqCst);
         self.changed.notify_waiters();
         ConnectionToken(self.clone())
     }
@@ -99,7 +109,7 @@ impl HostConnections {
         // Until the first connection, nothing to watch.
         loop {
             let changed = self.changed.notified();
-            if self.open.load(Ordering::SeqCst) > 0 {
+            if self.ever.load(Ordering::SeqCst) {
                 break;
             }
             changed.await;
