@@ -222,3 +222,78 @@ fn key_is_quiet(key: &StreamKey) -> bool {
             if *delegator == address("bob")
     )
 }
+
+/// The README's commands against the plugin ("Use with an existing Cosmos SDK node"): grpcurl
+/// by reflection and websocat, on the plugin's own ports.
+#[tokio::test(flavor = "multi_thread")]
+async fn readme_grpcurl_and_websocat_commands_work_against_the_plugin() {
+    use support::tools::{GRPCURL, WEBSOCAT};
+    use tokio::io::AsyncBufReadExt;
+    let (grpcurl, websocat) = (GRPCURL.require(), WEBSOCAT.require());
+    let node = TestNode::start(TestNodeOptions::default().with_plugin()).await;
+    let alice = address("alice");
+    open_on_plugin(&node, &StreamKey::balance("alice", "ujuno")).await;
+    let plugin = node.plugin_grpc_addr().to_string();
+
+    let list = tokio::process::Command::new(&grpcurl)
+        .args(["-plaintext", &plugin, "list"])
+        .output()
+        .await
+        .expect("run grpcurl");
+    let services = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(
+        services.lines().any(|l| l == "juno.stream.v1.Query"),
+        "grpcurl list: {services}"
+    );
+
+    // The stream runs until -max-time; its first message is the snapshot.
+    let data = serde_json::json!({"address": alice, "denom": "ujuno"}).to_string();
+    let out = tokio::process::Command::new(&grpcurl)
+        .args(["-plaintext", "-max-time", "3", "-d", &data, &plugin])
+        .arg("juno.stream.v1.Query/StreamBalance")
+        .output()
+        .await
+        .expect("run grpcurl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let first: serde_json::Value = serde_json::Deserializer::from_str(&text)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| {
+            panic!(
+                "no message from grpcurl: {text} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .expect("JSON");
+    assert_eq!(first["balance"]["denom"], "ujuno", "{first}");
+    assert!(
+        first["height"]
+            .as_str()
+            .is_some_and(|h| h.parse::<i64>().unwrap() > 0),
+        "{first}"
+    );
+
+    let url = format!(
+        "ws://{}/ws/subscribe/bank/balances/{alice}",
+        node.plugin_api_addr()
+    );
+    let mut child = tokio::process::Command::new(&websocat)
+        .arg(&url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run websocat");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("a line from websocat in time")
+        .expect("read websocat")
+        .expect("websocat printed a line");
+    let frame: serde_json::Value = serde_json::from_str(&line).expect("JSON frame");
+    assert!(
+        frame["balances"].as_array().is_some_and(|b| !b.is_empty()),
+        "{frame}"
+    );
+    assert!(frame["height"].as_i64().is_some_and(|h| h > 0), "{frame}");
+}
