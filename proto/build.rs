@@ -48,9 +48,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out.join("stream_descriptor.bin"))
         .compile_protos(&[root.join("juno/stream/v1/query.proto")], &includes)?;
 
+    // ADR-038 plugin mode (DESIGN.md section 9): the listener service a Go Cosmos SDK node
+    // calls, go-plugin's controller and gRPC health. Generated into a folder of its own:
+    // its CometBFT messages are our subset, not `tendermint-proto`'s.
+    let adr038 = out.join("adr038");
+    std::fs::create_dir_all(&adr038)?;
+    tonic_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .out_dir(&adr038)
+        .file_descriptor_set_path(adr038.join("descriptor.bin"))
+        .compile_protos(
+            &[
+                root.join("cosmos/store/streaming/abci/grpc.proto"),
+                root.join("plugin/grpc_controller.proto"),
+                root.join("grpc/health/v1/health.proto"),
+            ],
+            &includes,
+        )?;
+
     println!("cargo:rerun-if-changed=juno");
     println!("cargo:rerun-if-changed=cosmos");
     println!("cargo:rerun-if-changed=tendermint");
     println!("cargo:rerun-if-changed=streamd");
+    println!("cargo:rerun-if-changed=plugin");
+    println!("cargo:rerun-if-changed=grpc");
     Ok(())
 }

@@ -53,6 +53,9 @@ enum Command {
     /// Dev-chain controls.
     #[command(subcommand)]
     Dev(DevCommand),
+    /// Run as the ADR-038 streaming plugin of a Go Cosmos SDK node (started by the node).
+    #[cfg(feature = "stream")]
+    Plugin(crate::plugin::PluginArgs),
 }
 
 /// `--home`.
@@ -211,6 +214,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             fraction,
             conn,
         }) => client::run_slash(&validator, &fraction, &conn),
+        #[cfg(feature = "stream")]
+        Command::Plugin(a) => crate::plugin::run(a),
     }
 }
 

@@ -18,6 +18,7 @@ pub mod grpc;
 pub mod guard;
 pub mod keys;
 pub mod node;
+pub mod plugin;
 pub mod simulate;
 pub mod state;
 pub mod store;

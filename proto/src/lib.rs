@@ -78,3 +78,7 @@ pub mod streamd {
         }
     }
 }
+
+/// ADR-038 plugin mode: `cosmos.store.streaming.abci.ABCIListenerService`, go-plugin's
+/// controller and gRPC health (DESIGN.md section 9).
+pub mod adr038;

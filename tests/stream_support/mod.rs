@@ -8,6 +8,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of these helpers
 
+pub mod raw;
 pub mod recorder;
 pub mod standard;
 pub mod values;

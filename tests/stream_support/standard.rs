@@ -7,11 +7,40 @@ use cosmos_sdk_proto::cosmos::staking::v1beta1::{
     QueryDelegationRequest, QueryDelegatorDelegationsRequest,
     QueryDelegatorUnbondingDelegationsRequest, QueryUnbondingDelegationRequest,
 };
+use stream_proto::cosmos::bank::v1beta1::query_client::QueryClient as BankClient;
+use stream_proto::cosmos::staking::v1beta1::query_client::QueryClient as StakingClient;
+use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
 use super::{Recorder, StreamKey, StreamMessage, StreamValue};
 use crate::support::TestNode;
 use crate::support::queries::{HEIGHT_HEADER, answered_height};
+
+/// A node the standard queries can be asked of: streamd, or a Go node (simd).
+pub trait QueryNode: Sync {
+    /// `cosmos.bank.v1beta1.Query`.
+    fn bank_client(&self) -> BankClient<Channel>;
+    /// `cosmos.staking.v1beta1.Query`.
+    fn staking_client(&self) -> StakingClient<Channel>;
+}
+
+impl QueryNode for TestNode {
+    fn bank_client(&self) -> BankClient<Channel> {
+        self.bank()
+    }
+    fn staking_client(&self) -> StakingClient<Channel> {
+        self.staking()
+    }
+}
+
+impl<N: QueryNode + Send> QueryNode for std::sync::Arc<N> {
+    fn bank_client(&self) -> BankClient<Channel> {
+        (**self).bank_client()
+    }
+    fn staking_client(&self) -> StakingClient<Channel> {
+        (**self).staking_client()
+    }
+}
 
 fn at<T>(message: T, height: i64) -> Request<T> {
     let mut request = Request::new(message);
@@ -44,13 +73,13 @@ fn required<T>(result: Result<Response<T>, Status>, height: i64, what: &str) -> 
 }
 
 /// What the standard queries answer for `key` at committed height `height`.
-pub async fn standard_value(node: &TestNode, key: &StreamKey, height: i64) -> StreamValue {
+pub async fn standard_value(node: &impl QueryNode, key: &StreamKey, height: i64) -> StreamValue {
     let what = format!("standard query for {key:?} at height {height}");
     match key.clone() {
         StreamKey::Balance { address, denom } => {
             let request = QueryBalanceRequest { address, denom };
             let response = required(
-                node.bank().balance(at(request, height)).await,
+                node.bank_client().balance(at(request, height)).await,
                 height,
                 &what,
             );
@@ -63,7 +92,7 @@ pub async fn standard_value(node: &TestNode, key: &StreamKey, height: i64) -> St
                 resolve_denom: false,
             };
             let response = required(
-                node.bank().all_balances(at(request, height)).await,
+                node.bank_client().all_balances(at(request, height)).await,
                 height,
                 &what,
             );
@@ -75,7 +104,7 @@ pub async fn standard_value(node: &TestNode, key: &StreamKey, height: i64) -> St
                 pagination: None,
             };
             let response = required(
-                node.staking()
+                node.staking_client()
                     .delegator_delegations(at(request, height))
                     .await,
                 height,
@@ -92,7 +121,7 @@ pub async fn standard_value(node: &TestNode, key: &StreamKey, height: i64) -> St
                 validator_addr: validator,
             };
             let response = answer(
-                node.staking().delegation(at(request, height)).await,
+                node.staking_client().delegation(at(request, height)).await,
                 height,
                 &what,
             );
@@ -107,7 +136,7 @@ pub async fn standard_value(node: &TestNode, key: &StreamKey, height: i64) -> St
                 pagination: None,
             };
             let response = required(
-                node.staking()
+                node.staking_client()
                     .delegator_unbonding_delegations(at(request, height))
                     .await,
                 height,
@@ -124,7 +153,7 @@ pub async fn standard_value(node: &TestNode, key: &StreamKey, height: i64) -> St
                 validator_addr: validator,
             };
             let response = answer(
-                node.staking()
+                node.staking_client()
                     .unbonding_delegation(at(request, height))
                     .await,
                 height,

@@ -12,7 +12,9 @@ pub mod accounts;
 pub mod cli;
 pub mod dec;
 pub mod options;
+pub mod plugin;
 pub mod queries;
+pub mod simd;
 pub mod staking;
 pub mod tools;
 pub mod tx;
@@ -52,6 +54,8 @@ pub struct TestNode {
     api: SocketAddr,
     channel: Channel,
     options: TestNodeOptions,
+    /// The ADR-038 plugin's gRPC and API addresses, when it is loaded.
+    plugin: Option<[SocketAddr; 2]>,
 }
 
 impl TestNode {
@@ -87,9 +91,14 @@ impl TestNode {
 
         let [grpc, api] = free_ports();
         options.configure_home(&home, grpc, api);
+        let plugin = options.plugin.then(free_ports::<2>);
 
         let log = dir.path().join("streamd.log");
-        let child = Command::new(streamd_bin())
+        let mut command = Command::new(streamd_bin());
+        if let Some([plugin_grpc, plugin_api]) = plugin {
+            plugin::configure_host(&home, &mut command, grpc, plugin_grpc, plugin_api);
+        }
+        let child = command
             .args(options.start_args(&home_str, grpc, api))
             .stdin(Stdio::null())
             .stdout(File::create(dir.path().join("streamd.stdout")).expect("stdout file"))
@@ -110,6 +119,7 @@ impl TestNode {
             api,
             channel,
             options,
+            plugin,
         };
         node.wait_until_serving().await;
         node
@@ -167,6 +177,18 @@ impl TestNode {
     /// The options this node was started with.
     pub fn options(&self) -> &TestNodeOptions {
         &self.options
+    }
+
+    /// The ADR-038 plugin's gRPC address (`TestNodeOptions::with_plugin`).
+    pub fn plugin_grpc_addr(&self) -> SocketAddr {
+        self.plugin
+            .expect("the node was started without the plugin")[0]
+    }
+
+    /// The ADR-038 plugin's API (WebSocket) address.
+    pub fn plugin_api_addr(&self) -> SocketAddr {
+        self.plugin
+            .expect("the node was started without the plugin")[1]
     }
 
     /// `HOST:PORT` of the gRPC server.

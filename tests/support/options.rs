@@ -25,6 +25,10 @@ pub struct TestNodeOptions {
     pub stream: Vec<(&'static str, toml::Value)>,
     /// Further `streamd` flags, placed before `start` (e.g. `--log-format json`).
     pub global_flags: Vec<&'static str>,
+    /// Load `streamd plugin` as the node's ADR-038 streaming plugin (`app.toml`
+    /// `[streaming.abci]`, `COSMOS_SDK_ABCI`), serving on ports of its own: both modes on
+    /// one chain.
+    pub plugin: bool,
 }
 
 impl Default for TestNodeOptions {
@@ -39,6 +43,7 @@ impl Default for TestNodeOptions {
             // connect-rate test sets its own rate.
             stream: vec![("connect_rate", "0".into())],
             global_flags: Vec::new(),
+            plugin: false,
         }
     }
 }
@@ -68,6 +73,12 @@ impl TestNodeOptions {
     /// Adds `streamd` flags before `start`.
     pub fn global_flags(mut self, flags: &[&'static str]) -> Self {
         self.global_flags.extend_from_slice(flags);
+        self
+    }
+
+    /// Loads `streamd plugin` as the node's streaming plugin (see [`TestNodeOptions::plugin`]).
+    pub fn with_plugin(mut self) -> Self {
+        self.plugin = true;
         self
     }
 

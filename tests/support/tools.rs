@@ -62,6 +62,15 @@ pub const CURL: Tool = Tool {
     package: "Debian curl (apt-get install curl)",
 };
 
+/// simd of Cosmos SDK v0.50 (ibc-go v8's testing simapp), built by scripts/test from the Go
+/// module in tests/gonode into .tools/simd (the ADR-038 plugin's end-to-end tests).
+pub const SIMD: Tool = Tool {
+    name: "simd",
+    var: "STREAM_SIMD",
+    installed: ".tools/simd/bin/simd",
+    package: "Go module tests/gonode (ibc-go v8 testing simapp): go build -o .tools/simd/bin/simd .",
+};
+
 impl Tool {
     /// The binary: `$var` if set (it must name a file), else `name` on PATH, else where
     /// scripts/test installs it. Fails the test when it is nowhere.

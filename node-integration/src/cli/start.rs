@@ -81,6 +81,8 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
             }
         };
         let stream = crate::stream::Stream::start(&node, &home, &config)?;
+        // An ADR-038 plugin configured in app.toml [streaming.abci], loaded as the SDK does.
+        let _plugin = crate::plugin::host::PluginHost::load(&node, &home)?;
         crate::guard::raise_fd_limit();
         let guard = crate::guard::ConnectionGuard::default();
         let mut tasks = tokio::task::JoinSet::new();

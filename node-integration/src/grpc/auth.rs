@@ -1,9 +1,11 @@
-//! `cosmos.auth.v1beta1.Query`: Account.
+//! `cosmos.auth.v1beta1.Query`: Account, Bech32Prefix.
 
 use super::{at_height, invalid, version};
 use crate::node::Node;
 use crate::state::auth;
-use cosmos_sdk_proto::cosmos::auth::v1beta1::{QueryAccountRequest, QueryAccountResponse};
+use cosmos_sdk_proto::cosmos::auth::v1beta1::{
+    Bech32PrefixRequest, Bech32PrefixResponse, QueryAccountRequest, QueryAccountResponse,
+};
 use stream_proto::cosmos::auth::v1beta1::query_server::{Query, QueryServer};
 use tonic::{Request, Response, Status};
 
@@ -36,5 +38,14 @@ impl Query for AuthQuery {
                 account: Some(acc.any),
             },
         ))
+    }
+
+    async fn bech32_prefix(
+        &self,
+        _: Request<Bech32PrefixRequest>,
+    ) -> Result<Response<Bech32PrefixResponse>, Status> {
+        Ok(Response::new(Bech32PrefixResponse {
+            bech32_prefix: self.0.params().prefixes.account.clone(),
+        }))
     }
 }

@@ -1,4 +1,4 @@
-//! `cosmos.staking.v1beta1.Query`: validators, delegations and unbonding delegations.
+//! `cosmos.staking.v1beta1.Query`: validators, delegations, unbonding delegations, params.
 
 use super::{at_height, invalid, paginate, version};
 use crate::address::Addr;
@@ -10,8 +10,9 @@ use cosmos_sdk_proto::cosmos::staking::v1beta1::{
     Delegation, DelegationResponse, QueryDelegationRequest, QueryDelegationResponse,
     QueryDelegatorDelegationsRequest, QueryDelegatorDelegationsResponse,
     QueryDelegatorUnbondingDelegationsRequest, QueryDelegatorUnbondingDelegationsResponse,
-    QueryUnbondingDelegationRequest, QueryUnbondingDelegationResponse, QueryValidatorRequest,
-    QueryValidatorResponse, QueryValidatorsRequest, QueryValidatorsResponse,
+    QueryParamsRequest, QueryParamsResponse, QueryUnbondingDelegationRequest,
+    QueryUnbondingDelegationResponse, QueryValidatorRequest, QueryValidatorResponse,
+    QueryValidatorsRequest, QueryValidatorsResponse,
 };
 use stream_proto::cosmos::staking::v1beta1::query_server::{Query, QueryServer};
 use tonic::{Request, Response, Status};
@@ -67,6 +68,27 @@ impl StakingQuery {
 
 #[tonic::async_trait]
 impl Query for StakingQuery {
+    async fn params(
+        &self,
+        _: Request<QueryParamsRequest>,
+    ) -> Result<Response<QueryParamsResponse>, Status> {
+        let p = self.0.params();
+        Ok(Response::new(QueryParamsResponse {
+            params: Some(cosmos_sdk_proto::cosmos::staking::v1beta1::Params {
+                unbonding_time: Some(tendermint_proto::google::protobuf::Duration {
+                    seconds: p.unbonding_time.as_secs() as i64,
+                    nanos: p.unbonding_time.subsec_nanos() as i32,
+                }),
+                max_validators: 100,
+                max_entries: p.max_entries as u32,
+                historical_entries: 10000,
+                bond_denom: p.bond_denom.clone(),
+                // LegacyDec wire form of 0 (the SDK default).
+                min_commission_rate: "0".into(),
+            }),
+        }))
+    }
+
     async fn validators(
         &self,
         req: Request<QueryValidatorsRequest>,
