@@ -1,6 +1,10 @@
 //! The application, shaped like an ABCI application: InitChain, CheckTx, FinalizeBlock and
-//! Commit. The dev block producer drives it (a CometBFT front could instead), and every
+//! Commit. The dev block producer or CometBFT (through `crate::abci`) drives it, and every
 //! registered `CommitListener` receives each block's change set right after Commit.
+//!
+//! Everything here is deterministic: block time comes from the proposal (the header time
+//! under CometBFT), stores iterate in key order, and the app hash is computed from the
+//! stores alone, so every node that finalizes the same blocks reaches the same app hash.
 
 use crate::address::Addr;
 use crate::genesis::Genesis;
@@ -9,6 +13,7 @@ use crate::store::{MultiStore, WriteSet};
 use crate::tx::{self, DecodedTx};
 use num_bigint::BigUint;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 use stream_abci_listener::{BlockCommit, CommitListener};
@@ -79,8 +84,11 @@ pub struct Block {
     pub height: i64,
     /// Time.
     pub time: SystemTime,
-    /// Block hash (SHA-256 over the previous hash, height, time and txs).
+    /// Block hash: CometBFT's block hash under CometBFT; on the dev chain, SHA-256 over the
+    /// previous hash, height, time and txs.
     pub hash: [u8; 32],
+    /// App hash after this block (see [`app_hash`]).
+    pub app_hash: [u8; 32],
     /// Transactions, in order.
     pub txs: Vec<Vec<u8>>,
     /// Their results.
@@ -106,7 +114,17 @@ pub struct BlockProposal {
     pub txs: Vec<Vec<u8>>,
     /// Dev operations.
     pub dev_ops: Vec<DevOp>,
+    /// The block hash when the consensus engine decided it (CometBFT's); `None` on the dev
+    /// chain, which derives one.
+    pub hash: Option<[u8; 32]>,
 }
+
+/// Consensus power of one validator: the ed25519 consensus public key and its power in
+/// CometBFT's units (bonded tokens / [`POWER_REDUCTION`], as x/staking computes it).
+pub type ValidatorPowers = BTreeMap<Vec<u8>, u64>;
+
+/// x/staking's default power reduction: 10^6 tokens are one unit of consensus power.
+pub const POWER_REDUCTION: u64 = 1_000_000;
 
 /// The application.
 pub struct App {
@@ -118,6 +136,9 @@ pub struct App {
     genesis_writes: Option<WriteSet>,
     pending: Option<(Ctx, Block)>,
     listeners: Vec<Arc<dyn CommitListener>>,
+    /// The validator powers last reported to the consensus engine (at InitChain, then after
+    /// every block whose FinalizeBlock returned updates).
+    powers: ValidatorPowers,
 }
 
 impl App {
@@ -137,11 +158,13 @@ impl App {
                 height: 0,
                 time,
                 hash: [0; 32],
+                app_hash: [0; 32],
                 txs: Vec::new(),
                 results: Vec::new(),
             }),
             state: MultiStore::default(),
         });
+        let powers = validator_powers(ctx.ws.state());
         Ok(App {
             chain_id: genesis.chain_id.clone(),
             params,
@@ -149,7 +172,13 @@ impl App {
             genesis_writes: Some(ctx.ws),
             pending: None,
             listeners: Vec::new(),
+            powers,
         })
+    }
+
+    /// The validator set at genesis (InitChain's answer), in consensus key order.
+    pub fn genesis_validators(&self) -> &ValidatorPowers {
+        &self.powers
     }
 
     /// Registers a listener for committed change sets.
@@ -194,7 +223,8 @@ impl App {
 
     /// FinalizeBlock: dev operations, every transaction (ante, then messages; a failed
     /// message rolls back its own writes only), then end-block maturity of unbondings.
-    /// Returns the transaction results and the dev operations' outcomes.
+    /// Returns the transaction results and the dev operations' outcomes; the block's app
+    /// hash and validator updates are in [`App::pending_block`] until Commit.
     pub fn finalize_block(&mut self, p: BlockProposal) -> (Vec<TxOutcome>, Vec<SlashOutcome>) {
         assert_eq!(
             p.height,
@@ -256,24 +286,57 @@ impl App {
             // Pools always cover matured entries; reaching this is a state-machine bug.
             tracing::error!(height = p.height, error = %e, "completing matured unbondings failed");
         }
-        let mut h = Sha256::new();
-        h.update(self.last.block.hash);
-        h.update(p.height.to_be_bytes());
-        h.update(prost::Message::encode_to_vec(&crate::state::timestamp(
-            p.time,
-        )));
-        for t in &p.txs {
-            h.update(Sha256::digest(t));
-        }
+        let hash = p.hash.unwrap_or_else(|| {
+            let mut h = Sha256::new();
+            h.update(self.last.block.hash);
+            h.update(p.height.to_be_bytes());
+            h.update(prost::Message::encode_to_vec(&crate::state::timestamp(
+                p.time,
+            )));
+            for t in &p.txs {
+                h.update(Sha256::digest(t));
+            }
+            h.finalize().into()
+        });
         let block = Block {
             height: p.height,
             time: p.time,
-            hash: h.finalize().into(),
+            hash,
+            app_hash: app_hash(ctx.ws.state()),
             txs: p.txs,
             results: results.clone(),
         };
         self.pending = Some((ctx, block));
         (results, dev_results)
+    }
+
+    /// The finalized block waiting for Commit, if any.
+    pub fn pending_block(&self) -> Option<&Block> {
+        self.pending.as_ref().map(|(_, b)| b)
+    }
+
+    /// FinalizeBlock's validator updates: every consensus key whose power differs from what
+    /// was last reported (power 0 removes a validator), in key order. Call once per block,
+    /// after [`App::finalize_block`].
+    pub fn validator_updates(&mut self) -> Vec<(Vec<u8>, u64)> {
+        let Some((ctx, _)) = &self.pending else {
+            return Vec::new();
+        };
+        let now = validator_powers(ctx.ws.state());
+        let mut updates: Vec<(Vec<u8>, u64)> = now
+            .iter()
+            .filter(|(k, p)| self.powers.get(*k) != Some(p))
+            .map(|(k, p)| (k.clone(), *p))
+            .collect();
+        updates.extend(
+            self.powers
+                .keys()
+                .filter(|k| !now.contains_key(*k))
+                .map(|k| (k.clone(), 0)),
+        );
+        updates.sort();
+        self.powers = now;
+        updates
     }
 
     /// Commit: the finalized block becomes the last committed state, then every listener
@@ -306,4 +369,52 @@ impl App {
         }
         committed
     }
+}
+
+/// The app hash of a state: SHA-256 over every store in store-key order and, within a store,
+/// every entry in key order, each length-prefixed. Deterministic (ordered maps, no clock), so
+/// every node computes the same hash from the same state.
+///
+/// Not yet the root of an authenticated Merkle tree (DESIGN.md section 7 asks for `jmt` with
+/// ICS-23 proof specs); it cannot prove a single value, only agree on the whole state.
+pub fn app_hash(state: &MultiStore) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for store in crate::store::StoreKey::ALL {
+        h.update(store.name().as_bytes());
+        h.update([0]);
+        for (k, v) in state.prefix(store, &[]) {
+            h.update((k.len() as u64).to_be_bytes());
+            h.update(k);
+            h.update((v.len() as u64).to_be_bytes());
+            h.update(v);
+        }
+    }
+    h.finalize().into()
+}
+
+/// Consensus power of every bonded, unjailed validator with at least one unit of power, keyed
+/// by its ed25519 consensus public key.
+pub fn validator_powers(state: &MultiStore) -> ValidatorPowers {
+    let mut powers = ValidatorPowers::new();
+    for v in crate::state::staking::validators(state) {
+        const BONDED: i32 = 3;
+        if v.jailed || v.status != BONDED {
+            continue;
+        }
+        let Some(key) = v.consensus_pubkey.as_ref().and_then(|any| {
+            <cosmos_sdk_proto::cosmos::crypto::ed25519::PubKey as prost::Message>::decode(
+                any.value.as_slice(),
+            )
+            .ok()
+        }) else {
+            continue;
+        };
+        let tokens = crate::state::parse_uint(&v.tokens).unwrap_or_default();
+        let power = num_traits::ToPrimitive::to_u64(&(tokens / BigUint::from(POWER_REDUCTION)))
+            .unwrap_or(i64::MAX as u64);
+        if power > 0 {
+            powers.insert(key.key, power);
+        }
+    }
+    powers
 }

@@ -2,6 +2,7 @@
 
 mod client;
 mod start;
+mod testnet;
 
 use crate::address::Bech32Prefixes;
 use crate::config::{Home, default_app_toml, default_config_toml};
@@ -36,6 +37,9 @@ enum Command {
     /// Dev-chain controls.
     #[command(subcommand)]
     Dev(DevCommand),
+    /// A multi-validator network under CometBFT (`scripts/testnet` runs it).
+    #[command(subcommand)]
+    Testnet(testnet::TestnetCommand),
 }
 
 /// `--home`.
@@ -146,6 +150,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Start(a) => start::run(a),
+        Command::Testnet(c) => testnet::run(c),
         Command::Keys(KeysCommand::List(_)) => {
             let p = Bech32Prefixes::default();
             for k in DevKey::all() {

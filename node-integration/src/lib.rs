@@ -8,10 +8,12 @@
 //! [`stream_abci_listener::CommitListener`]s, which is where the stream module plugs in.
 #![warn(missing_docs)]
 
+pub mod abci;
 pub mod address;
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod comet_home;
 pub mod config;
 pub mod genesis;
 pub mod grpc;

@@ -1,5 +1,7 @@
-//! The running dev chain: the app behind a lock, the mempool, recent committed versions for
-//! queries, and the block producer that drives FinalizeBlock/Commit every block time.
+//! The running chain: the app behind a lock, the mempool, recent committed versions for
+//! queries, and what drives FinalizeBlock/Commit: the dev block producer every block time, or
+//! CometBFT through the ABCI server (`crate::abci`), in which case transactions go to
+//! CometBFT's mempool through its RPC.
 
 use crate::app::{App, Block, BlockProposal, Committed, DevOp, SlashOutcome, TxOutcome};
 use crate::config::{MAX_BLOCK_BYTES, MempoolSection};
@@ -47,6 +49,19 @@ struct Shared {
     metrics: Arc<crate::telemetry::NodeMetrics>,
     chain_id: String,
     params: Params,
+    /// CometBFT's RPC when CometBFT drives the chain: transactions are broadcast there.
+    comet: Option<tendermint_rpc::HttpClient>,
+}
+
+/// What FinalizeBlock returns to the consensus engine.
+#[derive(Debug, Clone)]
+pub struct Finalized {
+    /// Per-transaction results, in block order.
+    pub results: Vec<TxOutcome>,
+    /// App hash after the block.
+    pub app_hash: [u8; 32],
+    /// Validator power changes (ed25519 consensus key, new power; 0 removes).
+    pub validator_updates: Vec<(Vec<u8>, u64)>,
 }
 
 /// A handle on the running chain (cheap to clone).
@@ -86,6 +101,21 @@ pub enum VersionError {
 impl Node {
     /// Wraps an initialised app; the mempool applies `limits` (config.toml `[mempool]`).
     pub fn new(app: App, limits: MempoolSection) -> Node {
+        Node::with_consensus(app, limits, None)
+    }
+
+    /// A node that CometBFT drives: transactions submitted to it (BroadcastTx, `--simulate`)
+    /// go to CometBFT's mempool through `rpc`, and CometBFT's CheckTx calls land in
+    /// [`Node::check_tx`].
+    pub fn comet(app: App, limits: MempoolSection, rpc: tendermint_rpc::HttpClient) -> Node {
+        Node::with_consensus(app, limits, Some(rpc))
+    }
+
+    fn with_consensus(
+        app: App,
+        limits: MempoolSection,
+        comet: Option<tendermint_rpc::HttpClient>,
+    ) -> Node {
         let check = app.check_context();
         let (height, _) = watch::channel(app.last().block.height);
         Node {
@@ -103,6 +133,7 @@ impl Node {
                 dev_ops: Mutex::new(Vec::new()),
                 height,
                 metrics: Arc::default(),
+                comet,
             }),
         }
     }
@@ -114,6 +145,27 @@ impl Node {
             .lock()
             .expect("app lock")
             .add_listener(listener);
+    }
+
+    /// Whether CometBFT drives this node (no dev producer, no dev operations).
+    pub fn is_comet(&self) -> bool {
+        self.shared.comet.is_some()
+    }
+
+    /// The last committed height and its app hash (ABCI Info).
+    pub fn last_committed(&self) -> (i64, [u8; 32]) {
+        let last = self.shared.app.lock().expect("app lock").last();
+        (last.block.height, last.block.app_hash)
+    }
+
+    /// The validator set at genesis (ABCI InitChain).
+    pub fn genesis_validators(&self) -> crate::app::ValidatorPowers {
+        self.shared
+            .app
+            .lock()
+            .expect("app lock")
+            .genesis_validators()
+            .clone()
     }
 
     /// Chain id.
@@ -263,8 +315,13 @@ impl Node {
         self.shared.mempool.lock().expect("mempool lock")
     }
 
-    /// Queues a dev operation for the next block and waits until it is committed.
+    /// Queues a dev operation for the next block and waits until it is committed. `None`
+    /// when the node shuts down first, or at once under CometBFT (no dev operations there:
+    /// they would not be part of the blocks every node executes).
     pub async fn dev_op(&self, op: DevOp) -> Option<(i64, SlashOutcome)> {
+        if self.is_comet() {
+            return None;
+        }
         let (tx, rx) = oneshot::channel();
         self.shared
             .dev_ops
@@ -295,10 +352,61 @@ impl Node {
             time,
             txs,
             dev_ops,
+            hash: None,
         });
         let committed = app.commit_with(|c| self.record(c));
         let check = app.check_context();
         drop(app);
+        self.after_commit(&last, &committed, check);
+        for (w, r) in waiters.into_iter().zip(dev_results) {
+            let _ = w.send((height, r));
+        }
+        self.shared.height.send_replace(height);
+        committed
+    }
+
+    /// FinalizeBlock as CometBFT asks for it: the block at `height` with the header's `time`
+    /// and CometBFT's block `hash`. Nothing is committed until [`Node::commit`].
+    pub fn finalize(
+        &self,
+        height: i64,
+        time: SystemTime,
+        hash: [u8; 32],
+        txs: Vec<Vec<u8>>,
+    ) -> Finalized {
+        let mut app = self.shared.app.lock().expect("app lock");
+        let (results, _) = app.finalize_block(BlockProposal {
+            height,
+            time,
+            txs,
+            dev_ops: Vec::new(),
+            hash: Some(hash),
+        });
+        let validator_updates = app.validator_updates();
+        let app_hash = app.pending_block().expect("just finalized").app_hash;
+        Finalized {
+            results,
+            app_hash,
+            validator_updates,
+        }
+    }
+
+    /// Commit as CometBFT asks for it: the finalized block becomes queryable, listeners get
+    /// its change set, and CheckTx starts again from the new state (CometBFT rechecks the
+    /// transactions left in its mempool).
+    pub fn commit(&self) -> Arc<Committed> {
+        let mut app = self.shared.app.lock().expect("app lock");
+        let last = app.last();
+        let committed = app.commit_with(|c| self.record(c));
+        let check = app.check_context();
+        drop(app);
+        self.after_commit(&last, &committed, check);
+        self.shared.height.send_replace(committed.block.height);
+        committed
+    }
+
+    /// After a commit: the mempool's recheck against the new state, and the metrics.
+    fn after_commit(&self, last: &Committed, committed: &Committed, check: Ctx) {
         let (mempool, mempool_bytes) = self.recheck(check);
         let kept_tx_bytes = self
             .shared
@@ -307,7 +415,7 @@ impl Node {
             .expect("history lock")
             .block_bytes;
         let m = &self.shared.metrics;
-        m.height.set(height);
+        m.height.set(committed.block.height);
         m.mempool.set(mempool as i64);
         m.mempool_bytes.set(mempool_bytes as i64);
         m.kept_tx_bytes.set(kept_tx_bytes as i64);
@@ -325,11 +433,65 @@ impl Node {
         {
             m.block_interval.observe(d.as_secs_f64());
         }
-        for (w, r) in waiters.into_iter().zip(dev_results) {
-            let _ = w.send((height, r));
+    }
+
+    /// CheckTx as CometBFT asks for it (new or recheck): decoding and the ante checks
+    /// against the check state, which keeps the sequences of the txs that passed. CometBFT
+    /// applies its own mempool limits first.
+    pub fn check_tx(&self, bytes: &[u8]) -> TxOutcome {
+        let hash = crate::tx::tx_hash(bytes);
+        let decoded = match crate::tx::decode_tx(bytes, &self.shared.params.prefixes) {
+            Ok(d) => d,
+            Err(e) => return TxOutcome::new(hash, Err(e)),
+        };
+        let mut pool = self.mempool();
+        let result = crate::app::check_ante(&mut pool.check, &decoded, &self.shared.chain_id);
+        TxOutcome::new(hash, result)
+    }
+
+    /// Submits a transaction as BroadcastTx does: on the dev chain, CheckTx and the local
+    /// mempool; under CometBFT, its RPC (`broadcast_tx_sync`, or `broadcast_tx_async` when
+    /// `wait_for_check` is false), whose answer is CheckTx's. Errs when CometBFT's RPC cannot
+    /// be reached.
+    pub async fn submit(&self, bytes: Vec<u8>, wait_for_check: bool) -> Result<TxOutcome, String> {
+        use tendermint_rpc::Client;
+        let Some(rpc) = &self.shared.comet else {
+            let node = self.clone();
+            return tokio::task::spawn_blocking(move || node.broadcast(bytes))
+                .await
+                .map_err(|e| format!("broadcast failed: {e}"));
+        };
+        let hash = crate::tx::tx_hash(&bytes);
+        let unreachable = |e: tendermint_rpc::Error| format!("CometBFT RPC: {e}");
+        let (code, codespace, log) = if wait_for_check {
+            let r = rpc.broadcast_tx_sync(bytes).await.map_err(unreachable)?;
+            (r.code.value(), r.codespace, r.log)
+        } else {
+            let r = rpc.broadcast_tx_async(bytes).await.map_err(unreachable)?;
+            (r.code.value(), r.codespace, r.log)
+        };
+        Ok(TxOutcome {
+            hash,
+            code,
+            codespace: static_codespace(&codespace),
+            log,
+        })
+    }
+
+    /// [`Node::submit`] from a blocking thread of the runtime (the simulation signs there).
+    pub fn submit_blocking(&self, bytes: Vec<u8>) -> TxOutcome {
+        if self.shared.comet.is_none() {
+            return self.broadcast(bytes);
         }
-        self.shared.height.send_replace(height);
-        committed
+        let hash = crate::tx::tx_hash(&bytes);
+        tokio::runtime::Handle::current()
+            .block_on(self.submit(bytes, true))
+            .unwrap_or_else(|log| TxOutcome {
+                hash,
+                code: 1,
+                codespace: "",
+                log,
+            })
     }
 
     /// Takes the next block's txs from the mempool: in arrival order, at most
@@ -396,6 +558,18 @@ impl Node {
                 }
             }
         }
+    }
+}
+
+/// The codespaces our state machine answers with, as `TxOutcome` holds them; CometBFT's own
+/// refusals (a full mempool, a tx already in its cache) carry none.
+fn static_codespace(s: &str) -> &'static str {
+    match s {
+        "sdk" => "sdk",
+        "staking" => "staking",
+        "bank" => "bank",
+        "" => "",
+        _ => "unknown",
     }
 }
 
