@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod cli;
+pub mod comet;
 pub mod dec;
 pub mod options;
 pub mod queries;
@@ -52,6 +53,12 @@ pub struct TestNode {
     api: SocketAddr,
     channel: Channel,
     options: TestNodeOptions,
+    /// CometBFT and its log, when this test binary runs its nodes under CometBFT
+    /// ([`comet::under_comet`]).
+    cometbft: Option<(Child, PathBuf)>,
+    /// Under CometBFT, the network's other validator (the dev genesis has two), which must
+    /// run for blocks to be committed.
+    peers: Vec<comet::CometNode>,
 }
 
 impl TestNode {
@@ -68,6 +75,9 @@ impl TestNode {
             .prefix("streamd-e2e-")
             .tempdir()
             .expect("create temp dir");
+        if comet::under_comet() {
+            return TestNode::start_under_comet(dir, options).await;
+        }
         let home = dir.path().join("home");
         let home_str = home.to_str().expect("UTF-8 temp path").to_owned();
 
@@ -97,11 +107,60 @@ impl TestNode {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", streamd_bin()));
 
+        let mut node = TestNode::connect(dir, home, log, child, None, grpc, api, options);
+        node.wait_until_serving().await;
+        node
+    }
+
+    /// [`TestNode::start`] under CometBFT: the dev genesis's two validators as a two-node
+    /// `streamd testnet init-files` network (`timeout_commit` = the options' block time); the
+    /// test talks to node0, whose home gets the options' edits.
+    async fn start_under_comet(dir: TempDir, options: TestNodeOptions) -> TestNode {
+        let net = dir.path().join("net");
+        let mut nodes = comet::init_files(&net, 2, options.unbonding_time, options.block_time);
+        let addrs = nodes.remove(0);
+        let peers = nodes
+            .iter()
+            .map(|a| comet::CometNode::start(a, dir.path(), &[]))
+            .collect();
+        let (grpc, api) = (addrs.grpc, addrs.api);
+        options.configure_home(&addrs.home, grpc, api);
+        let home_str = addrs.home.to_str().expect("UTF-8 temp path").to_owned();
+        let mut extra = options.start_args(&home_str, grpc, api);
+        extra.drain(..3); // "start --home HOME": spawn() passes its own
+        let (child, cometbft, log, cometbft_log) = comet::spawn(&addrs, dir.path(), &extra);
+        let home = addrs.home.clone();
+        let mut node = TestNode::connect(
+            dir,
+            home,
+            log,
+            child,
+            Some((cometbft, cometbft_log)),
+            grpc,
+            api,
+            options,
+        );
+        node.peers = peers;
+        node.wait_until_serving().await;
+        node
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn connect(
+        dir: TempDir,
+        home: PathBuf,
+        log: PathBuf,
+        child: Child,
+        cometbft: Option<(Child, PathBuf)>,
+        grpc: SocketAddr,
+        api: SocketAddr,
+        options: TestNodeOptions,
+    ) -> TestNode {
         let channel = Endpoint::from_shared(format!("http://{grpc}"))
             .expect("valid URL")
             .connect_timeout(Duration::from_secs(1))
             .connect_lazy();
-        let mut node = TestNode {
+        TestNode {
             dir: Some(dir),
             home,
             log,
@@ -110,9 +169,9 @@ impl TestNode {
             api,
             channel,
             options,
-        };
-        node.wait_until_serving().await;
-        node
+            cometbft,
+            peers: Vec::new(),
+        }
     }
 
     async fn wait_until_serving(&mut self) {
@@ -134,8 +193,16 @@ impl TestNode {
 
     /// Panics with `message` and the node's log (the log is also printed on drop).
     pub fn fail(&self, message: &str) -> ! {
+        let cometbft = match &self.cometbft {
+            Some((_, log)) => format!(
+                "\n--- cometbft log ({}) ---\n{}",
+                log.display(),
+                comet::tail(log)
+            ),
+            None => String::new(),
+        };
         panic!(
-            "{message}\n--- streamd log ({}) ---\n{}",
+            "{message}\n--- streamd log ({}) ---\n{}{cometbft}",
             self.log.display(),
             self.log_text()
         );
@@ -307,6 +374,10 @@ impl TestNode {
 
 impl Drop for TestNode {
     fn drop(&mut self) {
+        if let Some((cometbft, _)) = &mut self.cometbft {
+            let _ = cometbft.kill();
+            let _ = cometbft.wait();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {

@@ -1,4 +1,4 @@
-//! The external test clients (grpcurl, websocat, promtool): where each is found, and a
+//! The external test clients (grpcurl, websocat, promtool) and CometBFT: where each is found, and a
 //! failing test, never a silent pass, when one is missing.
 //!
 //! scripts/test installs all three into `.tools/` and exports their paths in the `STREAM_*`
@@ -43,6 +43,15 @@ pub const PROMTOOL: Tool = Tool {
     var: "STREAM_PROMTOOL",
     installed: ".tools/prometheus/usr/bin/promtool",
     package: "Debian prometheus, unpacked with dpkg-deb -x",
+};
+
+/// CometBFT v0.38 (`go install github.com/cometbft/cometbft/cmd/cometbft@v0.38.26`, which
+/// scripts/install-cometbft runs).
+pub const COMETBFT: Tool = Tool {
+    name: "cometbft",
+    var: "STREAM_COMETBFT",
+    installed: ".tools/cometbft/bin/cometbft",
+    package: "Go module github.com/cometbft/cometbft v0.38.26, by scripts/install-cometbft",
 };
 
 impl Tool {
