@@ -59,6 +59,8 @@ pub struct TestNode {
     /// Under CometBFT, the network's other validator (the dev genesis has two), which must
     /// run for blocks to be committed.
     peers: Vec<comet::CometNode>,
+    /// CometBFT's RPC address, under CometBFT.
+    comet_rpc: Option<SocketAddr>,
 }
 
 impl TestNode {
@@ -141,6 +143,7 @@ impl TestNode {
             options,
         );
         node.peers = peers;
+        node.comet_rpc = Some(addrs.rpc);
         node.wait_until_serving().await;
         node
     }
@@ -171,10 +174,44 @@ impl TestNode {
             options,
             cometbft,
             peers: Vec::new(),
+            comet_rpc: None,
         }
     }
 
-    async fn wait_until_serving(&mut self) {
+    /// One node of a CometBFT network written by [`comet::init_files`]: spawns its streamd
+    /// (`start --with-comet=false` plus `extra`) and CometBFT, logging into `logs`. Does not
+    /// wait for blocks, since a network commits none until more than 2/3 of its validators
+    /// run: call [`TestNode::wait_until_serving`] once they all are spawned. Dropping the node
+    /// SIGKILLs both processes.
+    pub fn spawn_comet(addrs: &comet::NodeAddrs, logs: &Path, extra: &[String]) -> TestNode {
+        let (child, cometbft, log, cometbft_log) = comet::spawn(addrs, logs, extra);
+        let mut node = TestNode {
+            dir: None,
+            home: addrs.home.clone(),
+            log,
+            child,
+            grpc: addrs.grpc,
+            api: addrs.api,
+            channel: Endpoint::from_shared(format!("http://{}", addrs.grpc))
+                .expect("valid URL")
+                .connect_timeout(Duration::from_secs(1))
+                .connect_lazy(),
+            options: TestNodeOptions::default(),
+            cometbft: Some((cometbft, cometbft_log)),
+            peers: Vec::new(),
+            comet_rpc: None,
+        };
+        node.comet_rpc = Some(addrs.rpc);
+        node
+    }
+
+    /// CometBFT's RPC address, when the node runs under CometBFT.
+    pub fn comet_rpc(&self) -> Option<SocketAddr> {
+        self.comet_rpc
+    }
+
+    /// Waits (bounded) until the node answers `GetLatestBlock` with height >= 1.
+    pub async fn wait_until_serving(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().expect("poll child") {
