@@ -306,7 +306,7 @@ async fn sample_max(
     let mut clients: Vec<_> = channels.into_iter().map(ServiceClient::new).collect();
     loop {
         let sent = Instant::now();
-        let heights = futures_util::future::join_all(clients.iter_mut().map(|c| latest(c))).await;
+        let heights = futures_util::future::join_all(clients.iter_mut().map(latest)).await;
         if let Some(h) = heights.into_iter().flatten().max() {
             timeline.lock().expect("timeline").record(sent, h);
         }
