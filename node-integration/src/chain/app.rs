@@ -418,3 +418,98 @@ pub fn validator_powers(state: &MultiStore) -> ValidatorPowers {
     }
     powers
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::DevKey;
+    use cosmos_sdk_proto::cosmos::base::v1beta1::Coin;
+    use cosmos_sdk_proto::cosmos::staking::v1beta1::MsgDelegate;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    /// Two ed25519 consensus keys (any 32 bytes), base64.
+    const KEYS: [&str; 2] = [
+        "z71xsnCK4odjXR1+EWHks3I0BLcnQF9nag5SLsVZfQw=",
+        "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=",
+    ];
+
+    fn app() -> App {
+        let keys: Vec<String> = KEYS.iter().map(|k| k.to_string()).collect();
+        let genesis = Genesis::testnet(
+            "unit-1",
+            Duration::from_secs(60),
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            &keys,
+        );
+        App::init_chain(&genesis).unwrap()
+    }
+
+    fn delegate(app: &App, amount: u64) -> Vec<u8> {
+        let alice = DevKey::get("alice").unwrap();
+        let p = &app.params().prefixes;
+        let acc = crate::state::auth::account(app.check_context().state(), &alice.address);
+        let acc = acc.unwrap().base;
+        let msg = crate::tx::to_any(&MsgDelegate {
+            delegator_address: p.acc(&alice.address),
+            validator_address: p.val(&DevKey::get("validator2").unwrap().address),
+            amount: Some(Coin {
+                denom: "ujuno".into(),
+                amount: amount.to_string(),
+            }),
+        });
+        crate::tx::sign(
+            &alice,
+            "unit-1",
+            acc.account_number,
+            acc.sequence,
+            vec![msg],
+            "",
+        )
+        .unwrap()
+    }
+
+    fn block(app: &mut App, height: i64, txs: Vec<Vec<u8>>) -> ([u8; 32], Vec<(Vec<u8>, u64)>) {
+        let (results, _) = app.finalize_block(BlockProposal {
+            height,
+            time: UNIX_EPOCH + Duration::from_secs(1_700_000_000 + height as u64),
+            txs,
+            dev_ops: Vec::new(),
+            hash: Some([height as u8; 32]),
+        });
+        assert!(results.iter().all(|r| r.code == 0), "{results:?}");
+        let updates = app.validator_updates();
+        let hash = app.pending_block().unwrap().app_hash;
+        let committed = app.commit();
+        assert_eq!(
+            committed.block.hash, [height as u8; 32],
+            "the engine's block hash"
+        );
+        (hash, updates)
+    }
+
+    #[test]
+    fn the_same_blocks_give_the_same_app_hash_and_power_updates_on_every_node() {
+        let (mut a, mut b) = (app(), app());
+        let key = |i: usize| crate::genesis::decode_ed25519(KEYS[i]).unwrap();
+        let genesis: Vec<_> = a.genesis_validators().clone().into_iter().collect();
+        assert_eq!(genesis, {
+            let mut v = vec![(key(0), 10_000), (key(1), 10_000)];
+            v.sort();
+            v
+        });
+        let (h1a, u1a) = block(&mut a, 1, Vec::new());
+        let (h1b, u1b) = block(&mut b, 1, Vec::new());
+        assert_eq!((h1a, &u1a), (h1b, &u1b));
+        assert!(u1a.is_empty(), "genesis powers are already known: {u1a:?}");
+        // 2.5 more power units to validator2: power is truncated to whole units.
+        let tx = delegate(&a, 2_500_000);
+        let (h2a, u2a) = block(&mut a, 2, vec![tx.clone()]);
+        let (h2b, u2b) = block(&mut b, 2, vec![tx]);
+        assert_eq!(h2a, h2b);
+        assert_ne!(h2a, h1a, "the state changed");
+        assert_eq!(u2a, vec![(key(1), 10_002)]);
+        assert_eq!(u2a, u2b);
+        let (_, u3) = block(&mut a, 3, Vec::new());
+        assert!(u3.is_empty(), "unchanged powers are not repeated: {u3:?}");
+    }
+}
