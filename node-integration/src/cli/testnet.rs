@@ -219,6 +219,8 @@ fn write_config(
             "timeout_commit",
             q(format!("{}ms", timeout_commit.as_millis())),
         ),
+        // A dead validator's turn to propose costs the network this long (default 3 s).
+        ("consensus", "timeout_propose", q("1s".to_owned())),
     ];
     for (section, key, value) in edits {
         text = set_toml(&text, section, key, &value)

@@ -8,6 +8,8 @@
 //! FinalizeBlock takes the header time as block time, and Commit hands the stream module the
 //! same `BlockCommit` it gets in dev mode.
 
+mod query;
+
 use crate::node::Node;
 use bytes::Bytes;
 use std::future::Future;
@@ -19,17 +21,20 @@ use tendermint::abci::{Code, response};
 use tendermint::v0_38::abci::{Request, Response, request};
 use tower_abci::BoxError;
 
-/// The application behind the ABCI connections (cheap to clone: a node handle).
+/// The application behind the ABCI connections (cheap to clone: handles).
 #[derive(Clone)]
 pub struct Application {
     node: Node,
+    /// The node's gRPC query services, which answer ABCI `Query` in process.
+    routes: tonic::service::Routes,
 }
 
 /// Serves ABCI on `addr` (`tcp://host:port` or `host:port`) until the future is dropped.
 pub async fn serve(node: Node, addr: &str) -> anyhow::Result<()> {
     let addr = addr.strip_prefix("tcp://").unwrap_or(addr).to_owned();
+    let routes = crate::grpc::routes(&node, &[])?.routes();
     let (consensus, mempool, snapshot, info) =
-        tower_abci::v038::split::service(Application { node }, 1);
+        tower_abci::v038::split::service(Application { node, routes }, 1);
     let server = tower_abci::v038::Server::builder()
         .consensus(consensus)
         .mempool(mempool)
@@ -53,6 +58,11 @@ impl tower::Service<Request> for Application {
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
+        // Queries read committed versions only, so they need not keep the consensus order.
+        if let Request::Query(q) = req {
+            let routes = self.routes.clone();
+            return Box::pin(async move { Ok(Response::Query(query::answer(routes, q).await)) });
+        }
         let result = self.handle(req);
         Box::pin(async move { result })
     }
@@ -72,7 +82,7 @@ impl Application {
             }
             Request::FinalizeBlock(r) => Response::FinalizeBlock(self.finalize_block(r)?),
             Request::Commit => Response::Commit(self.commit()),
-            Request::Query(r) => Response::Query(self.query(r)),
+            Request::Query(_) => unreachable!("queries are answered in `call`"),
             Request::ExtendVote(_) => Response::ExtendVote(response::ExtendVote {
                 vote_extension: Bytes::new(),
             }),
@@ -203,19 +213,6 @@ impl Application {
         response::Commit {
             data: Bytes::new(),
             retain_height: 0u32.into(),
-        }
-    }
-
-    fn query(&self, r: request::Query) -> response::Query {
-        response::Query {
-            code: Code::from(1),
-            log: format!(
-                "ABCI query {:?} is not served: streamd answers the Cosmos SDK queries on its \
-                 gRPC port",
-                r.path
-            ),
-            height: r.height,
-            ..Default::default()
         }
     }
 }
