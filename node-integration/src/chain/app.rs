@@ -87,7 +87,7 @@ pub struct Block {
     /// Block hash: CometBFT's block hash under CometBFT; on the dev chain, SHA-256 over the
     /// previous hash, height, time and txs.
     pub hash: [u8; 32],
-    /// App hash after this block (see [`app_hash`]).
+    /// App hash after this block: the root of the state tree (`crate::chain::commitment`).
     pub app_hash: [u8; 32],
     /// Transactions, in order.
     pub txs: Vec<Vec<u8>>,
@@ -139,6 +139,9 @@ pub struct App {
     /// The validator powers last reported to the consensus engine (at InitChain, then after
     /// every block whose FinalizeBlock returned updates).
     powers: ValidatorPowers,
+    /// The Merkle tree whose root is the app hash; FinalizeBlock writes each block into it
+    /// (a finalized block is always committed: blocks are finalized in order).
+    tree: crate::chain::commitment::StateTree,
 }
 
 impl App {
@@ -173,6 +176,7 @@ impl App {
             pending: None,
             listeners: Vec::new(),
             powers,
+            tree: Default::default(),
         })
     }
 
@@ -302,7 +306,7 @@ impl App {
             height: p.height,
             time: p.time,
             hash,
-            app_hash: app_hash(ctx.ws.state()),
+            app_hash: self.tree.apply(ctx.ws.changed_since(&self.last.state)),
             txs: p.txs,
             results: results.clone(),
         };
@@ -369,27 +373,6 @@ impl App {
         }
         committed
     }
-}
-
-/// The app hash of a state: SHA-256 over every store in store-key order and, within a store,
-/// every entry in key order, each length-prefixed. Deterministic (ordered maps, no clock), so
-/// every node computes the same hash from the same state.
-///
-/// Not yet the root of an authenticated Merkle tree (DESIGN.md section 7 asks for `jmt` with
-/// ICS-23 proof specs); it cannot prove a single value, only agree on the whole state.
-pub fn app_hash(state: &MultiStore) -> [u8; 32] {
-    let mut h = Sha256::new();
-    for store in crate::store::StoreKey::ALL {
-        h.update(store.name().as_bytes());
-        h.update([0]);
-        for (k, v) in state.prefix(store, &[]) {
-            h.update((k.len() as u64).to_be_bytes());
-            h.update(k);
-            h.update((v.len() as u64).to_be_bytes());
-            h.update(v);
-        }
-    }
-    h.finalize().into()
 }
 
 /// Consensus power of every bonded, unjailed validator with at least one unit of power, keyed

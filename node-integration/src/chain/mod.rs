@@ -7,6 +7,7 @@
 //! the same state and app hash from the same blocks.
 
 pub mod app;
+pub mod commitment;
 pub mod genesis;
 pub mod state;
 pub mod store;
