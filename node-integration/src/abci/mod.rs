@@ -64,6 +64,10 @@ impl tower::Service<Request> for Application {
             return Box::pin(async move { Ok(Response::Query(query::answer(routes, q).await)) });
         }
         let result = self.handle(req);
+        if let Err(e) = &result {
+            // tower-abci then drops the connection, and CometBFT stops with it.
+            tracing::error!(error = %e, "ABCI request failed");
+        }
         Box::pin(async move { result })
     }
 }
@@ -132,9 +136,27 @@ impl Application {
             )
             .into());
         }
-        let validators = self
-            .node
-            .genesis_validators()
+        let ours = self.node.genesis_validators();
+        // CometBFT's genesis.json lists validators too: they must be x/staking's, or the
+        // network would be signed by keys the state does not know (or the reverse).
+        if !r.validators.is_empty() {
+            let theirs: crate::app::ValidatorPowers = r
+                .validators
+                .iter()
+                .map(|v| (v.pub_key.to_bytes(), v.power.value()))
+                .collect();
+            if theirs != ours {
+                return Err(format!(
+                    "InitChain: genesis.json's validators {} are not app_state's bonded \
+                     validators {} (consensus key: power); write the genesis with `streamd \
+                     testnet init-files`",
+                    describe(&theirs),
+                    describe(&ours)
+                )
+                .into());
+            }
+        }
+        let validators = ours
             .into_iter()
             .map(|(key, power)| validator_update(&key, power))
             .collect::<Result<Vec<_>, _>>()?;
@@ -229,6 +251,20 @@ fn prepare_proposal(r: request::PrepareProposal) -> response::PrepareProposal {
         txs.push(tx);
     }
     response::PrepareProposal { txs }
+}
+
+fn describe(powers: &crate::app::ValidatorPowers) -> String {
+    use base64::Engine;
+    let list: Vec<String> = powers
+        .iter()
+        .map(|(k, p)| {
+            format!(
+                "{}: {p}",
+                base64::engine::general_purpose::STANDARD.encode(k)
+            )
+        })
+        .collect();
+    format!("[{}]", list.join(", "))
 }
 
 fn validator_update(key: &[u8], power: u64) -> Result<tendermint::validator::Update, BoxError> {
