@@ -1,6 +1,6 @@
 //! `scripts/testnet 2`: prints one line per node once every node has committed a block, a
-//! transaction sent through one node is in the other's blocks, and SIGTERM stops every
-//! process the script started.
+//! transaction sent through one node is in the other's blocks (CometBFT's block, as
+//! `GetBlockByHeight` answers it), and SIGTERM stops every process the script started.
 
 mod support;
 
@@ -87,11 +87,23 @@ async fn the_script_runs_a_network_and_stops_it_on_sigterm() {
         .await
         .expect("node0 has the block")
         .into_inner();
-    let txs = block.sdk_block.and_then(|b| b.data).map(|d| d.txs.len());
+    let sdk = block.sdk_block.expect("sdk_block");
+    let txs = sdk.data.map(|d| d.txs.len());
     assert_eq!(
         txs,
         Some(1),
         "node0's block {height} holds the tx sent through node1"
+    );
+    // It is CometBFT's block: the header it signed, and its last commit.
+    let header = sdk.header.expect("header");
+    assert!(
+        header.proposer_address.starts_with("junovalcons1"),
+        "{header:?}"
+    );
+    assert_eq!(header.app_hash.len(), 32, "{header:?}");
+    assert!(
+        block.block.and_then(|b| b.last_commit).is_some(),
+        "CometBFT's last commit"
     );
 
     // SIGTERM to the script stops everything it started.

@@ -152,6 +152,11 @@ impl Node {
         self.shared.comet.is_some()
     }
 
+    /// CometBFT's RPC, when CometBFT drives the node.
+    pub fn comet_rpc(&self) -> Option<&tendermint_rpc::HttpClient> {
+        self.shared.comet.as_ref()
+    }
+
     /// The last committed height and its app hash (ABCI Info).
     pub fn last_committed(&self) -> (i64, [u8; 32]) {
         let last = self.shared.app.lock().expect("app lock").last();
