@@ -173,7 +173,17 @@ async fn four_validators_stream_alike_survive_a_lost_node_and_replay_it_back() {
     let standard = history::query(node1, &ranges).await;
     let snapshot = timeline.lock().expect("timeline").clone();
     let mut stats = Stats::default();
-    let violations = check_all(&transcripts, &standard, &snapshot, &mut stats);
+    let mut violations = check_all(&transcripts, &standard, &snapshot, &mut stats);
+    // Held against every surviving node's queries, not only node1's.
+    for n in nodes.iter().flatten().skip(1) {
+        let theirs = history::query(n, &ranges).await;
+        violations.extend(check_all(
+            &transcripts,
+            &theirs,
+            &snapshot,
+            &mut Stats::default(),
+        ));
+    }
     let switched = transcripts
         .iter()
         .filter(|t| t.segments.len() == 2 && matches!(t.segments[1].start, Start::Since(_)))
