@@ -37,6 +37,7 @@ async fn the_script_runs_a_network_and_stops_it_on_sigterm() {
         .spawn()
         .expect("run scripts/testnet");
     let stdout = script.stdout.take().expect("stdout");
+    let guard = StopOnPanic(script.id());
     let lines = tokio::task::spawn_blocking(move || {
         BufReader::new(stdout)
             .lines()
@@ -82,11 +83,20 @@ async fn the_script_runs_a_network_and_stops_it_on_sigterm() {
             .expect("URL")
             .connect_lazy(),
     );
-    let block = node0
-        .get_block_by_height(GetBlockByHeightRequest { height })
-        .await
-        .expect("node0 has the block")
-        .into_inner();
+    // node1 answered once it committed the block; node0 may commit it a moment later.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let block = loop {
+        match node0
+            .get_block_by_height(GetBlockByHeightRequest { height })
+            .await
+        {
+            Ok(r) => break r.into_inner(),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(s) => panic!("node0 has no block {height} after 30 s: {s}"),
+        }
+    };
     let sdk = block.sdk_block.expect("sdk_block");
     let txs = sdk.data.map(|d| d.txs.len());
     assert_eq!(
@@ -106,6 +116,7 @@ async fn the_script_runs_a_network_and_stops_it_on_sigterm() {
         "CometBFT's last commit"
     );
 
+    std::mem::forget(guard);
     // SIGTERM to the script stops everything it started.
     let pid = script.id().to_string();
     assert!(
@@ -134,6 +145,17 @@ async fn the_script_runs_a_network_and_stops_it_on_sigterm() {
                 "{addr} still listens after the script stopped"
             );
         }
+    }
+}
+
+/// SIGTERMs the script (by process id) when the test fails before it does.
+struct StopOnPanic(u32);
+
+impl Drop for StopOnPanic {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.to_string()])
+            .status();
     }
 }
 
