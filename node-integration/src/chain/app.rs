@@ -126,6 +126,14 @@ pub type ValidatorPowers = BTreeMap<Vec<u8>, u64>;
 /// x/staking's default power reduction: 10^6 tokens are one unit of consensus power.
 pub const POWER_REDUCTION: u64 = 1_000_000;
 
+/// A finalized block waiting for Commit.
+struct Pending {
+    ctx: Ctx,
+    block: Block,
+    tree: crate::chain::commitment::Prepared,
+    powers: Option<ValidatorPowers>,
+}
+
 /// The application.
 pub struct App {
     chain_id: String,
@@ -134,13 +142,16 @@ pub struct App {
     /// Genesis writes waiting for block 1 (InitChain state is committed with the first block,
     /// as in the SDK, so block 1's change set carries the genesis state).
     genesis_writes: Option<WriteSet>,
-    pending: Option<(Ctx, Block)>,
+    /// The finalized block waiting for Commit: its writes, the block, its state tree update
+    /// and (once FinalizeBlock computed them) the validator powers after it. Finalizing the
+    /// same height again replaces it: nothing else changes before Commit.
+    pending: Option<Pending>,
     listeners: Vec<Arc<dyn CommitListener>>,
     /// The validator powers last reported to the consensus engine (at InitChain, then after
     /// every block whose FinalizeBlock returned updates).
     powers: ValidatorPowers,
-    /// The Merkle tree whose root is the app hash; FinalizeBlock writes each block into it
-    /// (a finalized block is always committed: blocks are finalized in order).
+    /// The Merkle tree whose root is the app hash: FinalizeBlock prepares each block's
+    /// update, Commit writes it.
     tree: crate::chain::commitment::StateTree,
 }
 
@@ -235,9 +246,10 @@ impl App {
             self.last.block.height + 1,
             "blocks are finalized in order"
         );
+        // Cloned (cheap: persistent maps), not taken: block 1 may be finalized again.
         let ws = self
             .genesis_writes
-            .take()
+            .clone()
             .unwrap_or_else(|| WriteSet::new(self.last.state.clone()));
         let mut ctx = Ctx {
             ws,
@@ -302,31 +314,37 @@ impl App {
             }
             h.finalize().into()
         });
+        let (app_hash, tree) = self.tree.prepare(ctx.ws.changed_since(&self.last.state));
         let block = Block {
             height: p.height,
             time: p.time,
             hash,
-            app_hash: self.tree.apply(ctx.ws.changed_since(&self.last.state)),
+            app_hash,
             txs: p.txs,
             results: results.clone(),
         };
-        self.pending = Some((ctx, block));
+        self.pending = Some(Pending {
+            ctx,
+            block,
+            tree,
+            powers: None,
+        });
         (results, dev_results)
     }
 
     /// The finalized block waiting for Commit, if any.
     pub fn pending_block(&self) -> Option<&Block> {
-        self.pending.as_ref().map(|(_, b)| b)
+        self.pending.as_ref().map(|p| &p.block)
     }
 
-    /// FinalizeBlock's validator updates: every consensus key whose power differs from what
-    /// was last reported (power 0 removes a validator), in key order. Call once per block,
-    /// after [`App::finalize_block`].
+    /// FinalizeBlock's validator updates: every consensus key whose power after the pending
+    /// block differs from what was last reported (power 0 removes a validator), in key order.
+    /// They count as reported once the block is committed.
     pub fn validator_updates(&mut self) -> Vec<(Vec<u8>, u64)> {
-        let Some((ctx, _)) = &self.pending else {
+        let Some(pending) = &mut self.pending else {
             return Vec::new();
         };
-        let now = validator_powers(ctx.ws.state());
+        let now = validator_powers(pending.ctx.ws.state());
         let mut updates: Vec<(Vec<u8>, u64)> = now
             .iter()
             .filter(|(k, p)| self.powers.get(*k) != Some(p))
@@ -339,7 +357,7 @@ impl App {
                 .map(|k| (k.clone(), 0)),
         );
         updates.sort();
-        self.powers = now;
+        pending.powers = Some(now);
         updates
     }
 
@@ -355,7 +373,17 @@ impl App {
         &mut self,
         before_listeners: impl FnOnce(&Arc<Committed>),
     ) -> Arc<Committed> {
-        let (ctx, block) = self.pending.take().expect("commit follows finalize_block");
+        let Pending {
+            ctx,
+            block,
+            tree,
+            powers,
+        } = self.pending.take().expect("commit follows finalize_block");
+        self.genesis_writes = None;
+        self.tree.commit(tree);
+        if let Some(powers) = powers {
+            self.powers = powers;
+        }
         let (state, changes) = ctx.ws.finish();
         let committed = Arc::new(Committed {
             block: Arc::new(block),
@@ -494,5 +522,36 @@ mod tests {
         assert_eq!(u2a, u2b);
         let (_, u3) = block(&mut a, 3, Vec::new());
         assert!(u3.is_empty(), "unchanged powers are not repeated: {u3:?}");
+    }
+
+    #[test]
+    fn a_block_finalized_again_before_commit_gives_the_same_answers() {
+        // CometBFT restarted between FinalizeBlock and Commit replays the block.
+        let (mut a, mut b) = (app(), app());
+        for app in [&mut a, &mut b] {
+            app.finalize_block(BlockProposal {
+                height: 1,
+                time: UNIX_EPOCH + Duration::from_secs(1_700_000_001),
+                txs: Vec::new(),
+                dev_ops: Vec::new(),
+                hash: Some([1; 32]),
+            });
+        }
+        let _ = a.validator_updates();
+        let (ha, _) = block(&mut a, 1, Vec::new());
+        let (hb, _) = block(&mut b, 1, Vec::new());
+        assert_eq!(ha, hb, "block 1 (the genesis state) again");
+        let tx = delegate(&a, 2_000_000);
+        a.finalize_block(BlockProposal {
+            height: 2,
+            time: UNIX_EPOCH + Duration::from_secs(1_700_000_002),
+            txs: vec![tx.clone()],
+            dev_ops: Vec::new(),
+            hash: Some([2; 32]),
+        });
+        assert_eq!(a.validator_updates().len(), 1);
+        let (h2a, u2a) = block(&mut a, 2, vec![tx.clone()]);
+        let (h2b, u2b) = block(&mut b, 2, vec![tx]);
+        assert_eq!((h2a, u2a), (h2b, u2b));
     }
 }

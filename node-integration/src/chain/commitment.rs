@@ -9,12 +9,18 @@
 //! step that would add a value lookup to the reader below.
 
 use crate::store::StoreKey;
-use jmt::storage::{LeafNode, Node, NodeKey, TreeReader};
+use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
 use jmt::{KeyHash, OwnedValue, Sha256Jmt, Version};
 use std::collections::HashMap;
 
 /// One block's net change of one entry: its new value, or `None` when it was deleted.
 pub type Change = (StoreKey, Vec<u8>, Option<Vec<u8>>);
+
+/// A block's tree update, prepared by FinalizeBlock and written by Commit.
+pub struct Prepared {
+    version: Version,
+    batch: TreeUpdateBatch,
+}
 
 /// The tree's nodes at its latest version.
 #[derive(Default)]
@@ -41,8 +47,11 @@ impl TreeReader for StateTree {
 }
 
 impl StateTree {
-    /// Writes one block's changes as the next version; returns the new root hash.
-    pub fn apply(&mut self, changes: Vec<Change>) -> [u8; 32] {
+    /// The root hash the tree would have with one block's changes as its next version, and
+    /// the update that makes it so ([`StateTree::commit`]). Does not change the tree, so a
+    /// block finalized again (CometBFT replaying a block it had sent before a crash) gets
+    /// the same root.
+    pub fn prepare(&self, changes: Vec<Change>) -> ([u8; 32], Prepared) {
         let version = self.next;
         let set = changes.into_iter().map(|(store, key, value)| {
             let mut full = Vec::with_capacity(store.name().len() + 1 + key.len());
@@ -51,9 +60,16 @@ impl StateTree {
             full.extend_from_slice(&key);
             (KeyHash::with::<sha2::Sha256>(&full), value)
         });
-        let (root, batch) = Sha256Jmt::new(&*self)
+        let (root, batch) = Sha256Jmt::new(self)
             .put_value_set(set, version)
             .expect("the tree holds every node of its latest version");
+        (root.0, Prepared { version, batch })
+    }
+
+    /// Makes a prepared update the tree's latest version, dropping the nodes it replaced.
+    pub fn commit(&mut self, prepared: Prepared) {
+        let Prepared { version, batch } = prepared;
+        assert_eq!(version, self.next, "tree versions are committed in order");
         for stale in &batch.stale_node_index_batch {
             self.nodes.remove(&stale.node_key);
         }
@@ -74,7 +90,13 @@ impl StateTree {
             self.root = new_root;
         }
         self.next += 1;
-        root.0
+    }
+
+    /// [`StateTree::prepare`] then [`StateTree::commit`]; returns the new root hash.
+    pub fn apply(&mut self, changes: Vec<Change>) -> [u8; 32] {
+        let (root, prepared) = self.prepare(changes);
+        self.commit(prepared);
+        root
     }
 
     /// Nodes held (the latest version's).
@@ -117,5 +139,13 @@ mod tests {
         }
         assert!(a.len() <= before + 2, "{} nodes, was {before}", a.len());
         assert_ne!(a.apply(vec![set(9, Some(9))]), ra);
+        // Preparing twice (a block finalized again) gives the same root, and only a commit
+        // moves the tree.
+        let (r1, p1) = a.prepare(vec![set(7, Some(7))]);
+        let (r2, p2) = a.prepare(vec![set(7, Some(7))]);
+        assert_eq!(r1, r2);
+        drop(p1);
+        a.commit(p2);
+        assert_eq!(a.apply(Vec::new()), r1);
     }
 }
