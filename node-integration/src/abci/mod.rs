@@ -3,8 +3,8 @@
 //!
 //! One [`Application`] answers every request in the order CometBFT sends it; tower-abci's
 //! `split` turns it into the four connections' services (consensus, mempool, info, snapshot).
-//! Each request is handled synchronously in `call`, so the consensus connection's effects
-//! happen in CometBFT's order. The state machine is the same one the dev producer drives:
+//! Each request but `Query` is handled synchronously in `call`, so the consensus connection's
+//! effects happen in CometBFT's order. The state machine is the same one the dev producer drives:
 //! FinalizeBlock takes the header time as block time, and Commit hands the stream module the
 //! same `BlockCommit` it gets in dev mode.
 
@@ -63,7 +63,10 @@ impl tower::Service<Request> for Application {
             let routes = self.routes.clone();
             return Box::pin(async move { Ok(Response::Query(query::answer(routes, q).await)) });
         }
-        let result = self.handle(req);
+        // Executing a block or checking a tx is CPU work under a lock (as the dev producer's
+        // `spawn_blocking`): the runtime moves its other tasks (streams, gRPC) off this thread
+        // meanwhile. streamd's runtime is multi-threaded, which `block_in_place` requires.
+        let result = tokio::task::block_in_place(|| self.handle(req));
         if let Err(e) = &result {
             // tower-abci then drops the connection, and CometBFT stops with it.
             tracing::error!(error = %e, "ABCI request failed");
