@@ -2,6 +2,7 @@
 
 mod client;
 mod start;
+mod testnet;
 
 use crate::address::Bech32Prefixes;
 use crate::config::{Home, default_app_toml, default_config_toml};
@@ -56,6 +57,9 @@ enum Command {
     /// Run as the ADR-038 streaming plugin of a Go Cosmos SDK node (started by the node).
     #[cfg(feature = "stream")]
     Plugin(crate::plugin::PluginArgs),
+    /// A multi-validator network under CometBFT (`scripts/testnet` runs it).
+    #[command(subcommand)]
+    Testnet(testnet::TestnetCommand),
 }
 
 /// `--home`.
@@ -175,6 +179,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Start(a) => start::run(a),
+        Command::Testnet(c) => testnet::run(c),
         Command::Keys(KeysCommand::List(_)) => {
             let p = Bech32Prefixes::default();
             for k in DevKey::all() {

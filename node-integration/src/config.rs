@@ -145,6 +145,9 @@ impl MempoolSection {
 /// CometBFT `[rpc]` limits, applied by the stream module to its connections.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct RpcSection {
+    /// CometBFT's RPC listen address; under CometBFT, BroadcastTx forwards there.
+    #[serde(default = "default_rpc_laddr")]
+    pub laddr: String,
     /// Maximum simultaneous connections; 0 = unlimited (CometBFT's definition).
     #[serde(default = "default_max_open_connections")]
     pub max_open_connections: u32,
@@ -153,6 +156,9 @@ pub struct RpcSection {
     pub max_subscriptions_per_client: u32,
 }
 
+fn default_rpc_laddr() -> String {
+    "tcp://127.0.0.1:26657".into()
+}
 fn default_max_open_connections() -> u32 {
     900
 }
@@ -163,6 +169,7 @@ fn default_max_subscriptions_per_client() -> u32 {
 impl Default for RpcSection {
     fn default() -> Self {
         Self {
+            laddr: default_rpc_laddr(),
             max_open_connections: default_max_open_connections(),
             max_subscriptions_per_client: default_max_subscriptions_per_client(),
         }
@@ -300,6 +307,7 @@ const KNOWN_KEYS: [(&str, &str, &[&str]); 4] = [
             "max_batch_bytes",
             "ttl-duration",
             "ttl-num-blocks",
+            "recheck_timeout",
             "experimental_max_gossip_connections_to_persistent_peers",
             "experimental_max_gossip_connections_to_non_persistent_peers",
         ],

@@ -12,6 +12,19 @@ pub const DEV_KEYS: &[&str] = &["alice", "bob", "carol", "validator1", "validato
 /// Validator key names.
 pub const VALIDATOR_KEYS: &[&str] = &["validator1", "validator2"];
 
+/// Validator operators of a `streamd testnet` network, one per node (the first two are the
+/// dev validators); derived like the dev keys and usable by name in `streamd tx`.
+pub const TESTNET_VALIDATOR_KEYS: &[&str] = &[
+    "validator1",
+    "validator2",
+    "validator3",
+    "validator4",
+    "validator5",
+    "validator6",
+    "validator7",
+    "validator8",
+];
+
 /// A dev key: never use these keys on a real chain, their secrets are public.
 pub struct DevKey {
     /// Name in the keyring.
@@ -25,7 +38,10 @@ pub struct DevKey {
 impl DevKey {
     /// Derives the dev key `name`, or `None` if it is not a dev key.
     pub fn get(name: &str) -> Option<DevKey> {
-        let name = *DEV_KEYS.iter().find(|k| **k == name)?;
+        let name = *DEV_KEYS
+            .iter()
+            .chain(TESTNET_VALIDATOR_KEYS)
+            .find(|k| **k == name)?;
         let secret = Sha256::digest(format!("streamd-dev-key/{name}").as_bytes());
         let signing_key =
             SigningKey::from_slice(&secret).expect("sha256 output is a valid secp256k1 scalar");

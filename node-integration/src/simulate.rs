@@ -65,7 +65,7 @@ pub async fn run(node: Node, per_block: u32, stop: impl std::future::Future<Outp
             let mut rng = Rng::new(seed);
             for _ in 0..per_block {
                 if let Some(tx) = next_tx(&node, &keys, &mut rng) {
-                    let outcome = node.broadcast(tx);
+                    let outcome = node.submit_blocking(tx);
                     if outcome.code != 0 {
                         tracing::debug!(code = outcome.code, log = %outcome.log, "simulated tx refused");
                     }

@@ -343,6 +343,7 @@ fn run(blocks: Vec<Vec<Op>>) -> Vec<u32> {
             time: genesis_time + Duration::from_secs(height as u64),
             txs,
             dev_ops,
+            hash: None,
         });
         // Every tx passes the ante handler (valid signatures and sequences); message failures
         // (insufficient funds, too many entries, ...) are allowed and must leave no trace.

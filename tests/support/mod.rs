@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod cli;
+pub mod comet;
 pub mod dec;
 pub mod options;
 pub mod plugin;
@@ -56,6 +57,14 @@ pub struct TestNode {
     options: TestNodeOptions,
     /// The ADR-038 plugin's gRPC and API addresses, when it is loaded.
     plugin: Option<[SocketAddr; 2]>,
+    /// CometBFT and its log, when this test binary runs its nodes under CometBFT
+    /// ([`comet::under_comet`]).
+    cometbft: Option<(Child, PathBuf)>,
+    /// Under CometBFT, the network's other validator (the dev genesis has two), which must
+    /// run for blocks to be committed.
+    peers: Vec<comet::CometNode>,
+    /// CometBFT's RPC address, under CometBFT.
+    comet_rpc: Option<SocketAddr>,
 }
 
 impl TestNode {
@@ -72,6 +81,9 @@ impl TestNode {
             .prefix("streamd-e2e-")
             .tempdir()
             .expect("create temp dir");
+        if comet::under_comet() {
+            return TestNode::start_under_comet(dir, options).await;
+        }
         let home = dir.path().join("home");
         let home_str = home.to_str().expect("UTF-8 temp path").to_owned();
 
@@ -106,11 +118,63 @@ impl TestNode {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", streamd_bin()));
 
+        let mut node = TestNode::connect(dir, home, log, child, None, plugin, grpc, api, options);
+        node.wait_until_serving().await;
+        node
+    }
+
+    /// [`TestNode::start`] under CometBFT: the dev genesis's two validators as a two-node
+    /// `streamd testnet init-files` network (`timeout_commit` = the options' block time); the
+    /// test talks to node0, whose home gets the options' edits.
+    async fn start_under_comet(dir: TempDir, options: TestNodeOptions) -> TestNode {
+        let net = dir.path().join("net");
+        let mut nodes = comet::init_files(&net, 2, options.unbonding_time, options.block_time);
+        let addrs = nodes.remove(0);
+        let peers = nodes
+            .iter()
+            .map(|a| comet::CometNode::start(a, dir.path(), &[]))
+            .collect();
+        let (grpc, api) = (addrs.grpc, addrs.api);
+        options.configure_home(&addrs.home, grpc, api);
+        let home_str = addrs.home.to_str().expect("UTF-8 temp path").to_owned();
+        let mut extra = options.start_args(&home_str, grpc, api);
+        extra.drain(..3); // "start --home HOME": spawn() passes its own
+        let (child, cometbft, log, cometbft_log) = comet::spawn(&addrs, dir.path(), &extra);
+        let home = addrs.home.clone();
+        let mut node = TestNode::connect(
+            dir,
+            home,
+            log,
+            child,
+            Some((cometbft, cometbft_log)),
+            None,
+            grpc,
+            api,
+            options,
+        );
+        node.peers = peers;
+        node.comet_rpc = Some(addrs.rpc);
+        node.wait_until_serving().await;
+        node
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn connect(
+        dir: TempDir,
+        home: PathBuf,
+        log: PathBuf,
+        child: Child,
+        cometbft: Option<(Child, PathBuf)>,
+        plugin: Option<[SocketAddr; 2]>,
+        grpc: SocketAddr,
+        api: SocketAddr,
+        options: TestNodeOptions,
+    ) -> TestNode {
         let channel = Endpoint::from_shared(format!("http://{grpc}"))
             .expect("valid URL")
             .connect_timeout(Duration::from_secs(1))
             .connect_lazy();
-        let mut node = TestNode {
+        TestNode {
             dir: Some(dir),
             home,
             log,
@@ -120,12 +184,47 @@ impl TestNode {
             channel,
             options,
             plugin,
+            cometbft,
+            peers: Vec::new(),
+            comet_rpc: None,
+        }
+    }
+
+    /// One node of a CometBFT network written by [`comet::init_files`]: spawns its streamd
+    /// (`start --with-comet=false` plus `extra`) and CometBFT, logging into `logs`. Does not
+    /// wait for blocks, since a network commits none until more than 2/3 of its validators
+    /// run: call [`TestNode::wait_until_serving`] once they all are spawned. Dropping the node
+    /// SIGKILLs both processes.
+    pub fn spawn_comet(addrs: &comet::NodeAddrs, logs: &Path, extra: &[String]) -> TestNode {
+        let (child, cometbft, log, cometbft_log) = comet::spawn(addrs, logs, extra);
+        let mut node = TestNode {
+            dir: None,
+            home: addrs.home.clone(),
+            log,
+            child,
+            grpc: addrs.grpc,
+            api: addrs.api,
+            channel: Endpoint::from_shared(format!("http://{}", addrs.grpc))
+                .expect("valid URL")
+                .connect_timeout(Duration::from_secs(1))
+                .connect_lazy(),
+            options: TestNodeOptions::default(),
+            cometbft: Some((cometbft, cometbft_log)),
+            peers: Vec::new(),
+            comet_rpc: None,
+            plugin: None,
         };
-        node.wait_until_serving().await;
+        node.comet_rpc = Some(addrs.rpc);
         node
     }
 
-    async fn wait_until_serving(&mut self) {
+    /// CometBFT's RPC address, when the node runs under CometBFT.
+    pub fn comet_rpc(&self) -> Option<SocketAddr> {
+        self.comet_rpc
+    }
+
+    /// Waits (bounded) until the node answers `GetLatestBlock` with height >= 1.
+    pub async fn wait_until_serving(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().expect("poll child") {
@@ -144,8 +243,16 @@ impl TestNode {
 
     /// Panics with `message` and the node's log (the log is also printed on drop).
     pub fn fail(&self, message: &str) -> ! {
+        let cometbft = match &self.cometbft {
+            Some((_, log)) => format!(
+                "\n--- cometbft log ({}) ---\n{}",
+                log.display(),
+                comet::tail(log)
+            ),
+            None => String::new(),
+        };
         panic!(
-            "{message}\n--- streamd log ({}) ---\n{}",
+            "{message}\n--- streamd log ({}) ---\n{}{cometbft}",
             self.log.display(),
             self.log_text()
         );
@@ -329,6 +436,10 @@ impl TestNode {
 
 impl Drop for TestNode {
     fn drop(&mut self) {
+        if let Some((cometbft, _)) = &mut self.cometbft {
+            let _ = cometbft.kill();
+            let _ = cometbft.wait();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {

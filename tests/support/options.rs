@@ -98,7 +98,7 @@ impl TestNodeOptions {
 
     /// Writes these options' settings into HOME's `config.toml` and `app.toml` (between
     /// `streamd init` and `streamd start`); the node will listen on `grpc` and `api`.
-    pub(super) fn configure_home(&self, home: &Path, grpc: SocketAddr, api: SocketAddr) {
+    pub fn configure_home(&self, home: &Path, grpc: SocketAddr, api: SocketAddr) {
         let config = home.join("config");
         let rpc = self.rpc.iter().map(|(k, v)| (*k, toml::Value::Integer(*v)));
         set_keys(&config.join("config.toml"), "rpc", rpc);

@@ -1,4 +1,4 @@
-//! The external test clients (grpcurl, websocat, promtool): where each is found, and a
+//! The external test clients (grpcurl, websocat, promtool) and CometBFT: where each is found, and a
 //! failing test, never a silent pass, when one is missing.
 //!
 //! scripts/test installs all three into `.tools/` and exports their paths in the `STREAM_*`
@@ -69,6 +69,15 @@ pub const SIMD: Tool = Tool {
     var: "STREAM_SIMD",
     installed: ".tools/simd/bin/simd",
     package: "Go module tests/gonode (ibc-go v8 testing simapp): go build -o .tools/simd/bin/simd .",
+};
+
+/// CometBFT v0.38 (`go install github.com/cometbft/cometbft/cmd/cometbft@v0.38.26`, which
+/// scripts/install-cometbft runs).
+pub const COMETBFT: Tool = Tool {
+    name: "cometbft",
+    var: "STREAM_COMETBFT",
+    installed: ".tools/cometbft/bin/cometbft",
+    package: "Go module github.com/cometbft/cometbft v0.38.26, by scripts/install-cometbft",
 };
 
 impl Tool {

@@ -1,5 +1,6 @@
 //! `streamd start`: loads the home, runs InitChain, serves gRPC and produces blocks until
-//! Ctrl-C / SIGTERM.
+//! Ctrl-C / SIGTERM; or, with `--with-comet=false`, serves ABCI and lets a separately
+//! started CometBFT (`cometbft start --home <same home>`) produce the blocks.
 
 use super::HomeArg;
 use crate::app::App;
@@ -36,11 +37,38 @@ pub struct StartArgs {
     /// API listen address (overrides app.toml [api] address), e.g. tcp://127.0.0.1:1317.
     #[arg(long = "api.address", value_name = "tcp://HOST:PORT")]
     api_address: Option<String>,
+    /// The Cosmos SDK's standalone mode: `--with-comet=false` serves ABCI on `--address` for
+    /// a CometBFT v0.38 started separately on the same home (`cometbft start --home <home>
+    /// --proxy_app <address>`). Without the flag, streamd produces blocks itself (the dev
+    /// chain); streamd has no in-process CometBFT, so `--with-comet=true` is refused.
+    #[arg(long = "with-comet", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    with_comet: Option<bool>,
+    /// ABCI listen address with `--with-comet=false`.
+    #[arg(
+        long,
+        value_name = "tcp://HOST:PORT",
+        default_value = "tcp://127.0.0.1:26658"
+    )]
+    address: String,
 }
 
 /// Runs the node.
 pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
     let home = args.home.home();
+    let abci = match args.with_comet {
+        None => false,
+        Some(false) if args.dev => {
+            anyhow::bail!(
+                "--dev runs the embedded dev chain; it cannot be combined with --with-comet=false"
+            )
+        }
+        Some(false) => true,
+        Some(true) => anyhow::bail!(
+            "streamd has no in-process CometBFT: run `streamd start --with-comet=false --address \
+             tcp://127.0.0.1:26658` and `cometbft start --home <same home> --proxy_app \
+             tcp://127.0.0.1:26658`, or `streamd start --dev` for the embedded dev chain"
+        ),
+    };
     if args.dev && !home.genesis().exists() {
         super::init_home(&home, "streamd-dev-1", Duration::from_secs(60), false)?;
         tracing::info!(home = %home.0.display(), "initialised a dev home");
@@ -59,7 +87,7 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--block-time must be at least 10ms");
     }
     let genesis_text = home.read(&home.genesis())?;
-    let genesis: Genesis = serde_json::from_str(&genesis_text)
+    let genesis = Genesis::from_json(&genesis_text)
         .with_context(|| format!("{}: invalid genesis", home.genesis().display()))?;
     let app =
         App::init_chain(&genesis).map_err(|e| anyhow!("{}: {e}", home.genesis().display()))?;
@@ -72,7 +100,15 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(async move {
-        let node = Node::new(app, config.comet.mempool);
+        let node = if abci {
+            let url = config.comet.rpc.laddr.replacen("tcp://", "http://", 1);
+            let rpc = tendermint_rpc::HttpClient::new(url.as_str()).map_err(|e| {
+                anyhow!("{}: [rpc] laddr {url:?}: {e}", home.config_toml().display())
+            })?;
+            Node::comet(app, config.comet.mempool, rpc)
+        } else {
+            Node::new(app, config.comet.mempool)
+        };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = move || {
             let mut rx = stop_rx.clone();
@@ -142,12 +178,25 @@ pub fn run(args: StartArgs) -> anyhow::Result<ExitCode> {
             simulate_txs_per_block = simulate,
             "node started"
         );
-        let producer = node.clone();
-        let stop = stopped();
-        tasks.spawn(async move {
-            producer.run_producer(block_time, stop).await;
-            Ok(())
-        });
+        if abci {
+            let server = node.clone();
+            let address = args.address.clone();
+            let stop = stopped();
+            tasks.spawn(async move {
+                tokio::select! {
+                    r = crate::abci::serve(server, &address) => r,
+                    _ = stop => Ok(()),
+                }
+            });
+            eprintln!("streamd: serving ABCI on {} for CometBFT", args.address);
+        } else {
+            let producer = node.clone();
+            let stop = stopped();
+            tasks.spawn(async move {
+                producer.run_producer(block_time, stop).await;
+                Ok(())
+            });
+        }
         if simulate > 0 {
             let sim = node.clone();
             let stop = stopped();

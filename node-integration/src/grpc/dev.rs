@@ -52,6 +52,11 @@ impl Dev for DevService {
             .validator("validator_address", &r.validator_address)
             .map_err(invalid)?;
         let fraction_raw = parse_fraction(&r.fraction).map_err(invalid)?;
+        if self.0.is_comet() {
+            return Err(Status::failed_precondition(
+                "dev operations exist only on the dev chain (streamd start without CometBFT)",
+            ));
+        }
         let (height, outcome) = self
             .0
             .dev_op(DevOp::Slash {

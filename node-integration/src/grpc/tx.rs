@@ -1,4 +1,5 @@
-//! `cosmos.tx.v1beta1.Service`: BroadcastTx (CheckTx, then the mempool) and GetTx.
+//! `cosmos.tx.v1beta1.Service`: BroadcastTx (CheckTx, then the mempool; under CometBFT,
+//! forwarded to its RPC) and GetTx.
 
 use crate::app::TxOutcome;
 use crate::node::{Node, TxRecord};
@@ -77,10 +78,12 @@ impl Service for TxService {
         if r.tx_bytes.is_empty() {
             return Err(Status::invalid_argument("invalid empty tx"));
         }
-        let node = self.0.clone();
-        let outcome = tokio::task::spawn_blocking(move || node.broadcast(r.tx_bytes))
+        let sync = r.mode == BroadcastMode::Sync as i32;
+        let outcome = self
+            .0
+            .submit(r.tx_bytes, sync)
             .await
-            .map_err(|e| Status::internal(format!("broadcast failed: {e}")))?;
+            .map_err(Status::unavailable)?;
         Ok(Response::new(BroadcastTxResponse {
             tx_response: Some(response(&outcome, 0)),
         }))

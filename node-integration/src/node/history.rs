@@ -40,6 +40,7 @@ impl History {
                 height: b.height,
                 time: b.time,
                 hash: b.hash,
+                app_hash: b.app_hash,
                 txs: Vec::new(),
                 results: Vec::new(),
             }),

@@ -1,5 +1,7 @@
-//! The running dev chain: the app behind a lock, the mempool, recent committed versions for
-//! queries, and the block producer that drives FinalizeBlock/Commit every block time.
+//! The running chain: the app behind a lock, the mempool, recent committed versions for
+//! queries, and what drives FinalizeBlock/Commit: the dev block producer every block time, or
+//! CometBFT through the ABCI server (`crate::abci`), in which case transactions go to
+//! CometBFT's mempool through its RPC.
 
 use crate::app::{App, Block, BlockProposal, Committed, DevOp, SlashOutcome, TxOutcome};
 use crate::config::{MAX_BLOCK_BYTES, MempoolSection};
@@ -9,9 +11,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::sync::{oneshot, watch};
 
+mod comet;
 mod history;
 mod mempool;
 
+pub use comet::Finalized;
 use history::History;
 pub use history::{KEPT_TX_BYTES, KEPT_TX_RESULTS, KEPT_VERSIONS};
 use mempool::Mempool;
@@ -47,6 +51,8 @@ struct Shared {
     metrics: Arc<crate::telemetry::NodeMetrics>,
     chain_id: String,
     params: Params,
+    /// CometBFT's RPC when CometBFT drives the chain: transactions are broadcast there.
+    comet: Option<tendermint_rpc::HttpClient>,
 }
 
 /// A handle on the running chain (cheap to clone).
@@ -86,6 +92,21 @@ pub enum VersionError {
 impl Node {
     /// Wraps an initialised app; the mempool applies `limits` (config.toml `[mempool]`).
     pub fn new(app: App, limits: MempoolSection) -> Node {
+        Node::with_consensus(app, limits, None)
+    }
+
+    /// A node that CometBFT drives: transactions submitted to it (BroadcastTx, `--simulate`)
+    /// go to CometBFT's mempool through `rpc`, and CometBFT's CheckTx calls land in
+    /// [`Node::check_tx`].
+    pub fn comet(app: App, limits: MempoolSection, rpc: tendermint_rpc::HttpClient) -> Node {
+        Node::with_consensus(app, limits, Some(rpc))
+    }
+
+    fn with_consensus(
+        app: App,
+        limits: MempoolSection,
+        comet: Option<tendermint_rpc::HttpClient>,
+    ) -> Node {
         let check = app.check_context();
         let (height, _) = watch::channel(app.last().block.height);
         Node {
@@ -103,6 +124,7 @@ impl Node {
                 dev_ops: Mutex::new(Vec::new()),
                 height,
                 metrics: Arc::default(),
+                comet,
             }),
         }
     }
@@ -114,6 +136,32 @@ impl Node {
             .lock()
             .expect("app lock")
             .add_listener(listener);
+    }
+
+    /// Whether CometBFT drives this node (no dev producer, no dev operations).
+    pub fn is_comet(&self) -> bool {
+        self.shared.comet.is_some()
+    }
+
+    /// CometBFT's RPC, when CometBFT drives the node.
+    pub fn comet_rpc(&self) -> Option<&tendermint_rpc::HttpClient> {
+        self.shared.comet.as_ref()
+    }
+
+    /// The last committed height and its app hash (ABCI Info).
+    pub fn last_committed(&self) -> (i64, [u8; 32]) {
+        let last = self.shared.app.lock().expect("app lock").last();
+        (last.block.height, last.block.app_hash)
+    }
+
+    /// The validator set at genesis (ABCI InitChain).
+    pub fn genesis_validators(&self) -> crate::app::ValidatorPowers {
+        self.shared
+            .app
+            .lock()
+            .expect("app lock")
+            .genesis_validators()
+            .clone()
     }
 
     /// Chain id.
@@ -263,8 +311,13 @@ impl Node {
         self.shared.mempool.lock().expect("mempool lock")
     }
 
-    /// Queues a dev operation for the next block and waits until it is committed.
+    /// Queues a dev operation for the next block and waits until it is committed. `None`
+    /// when the node shuts down first, or at once under CometBFT (no dev operations there:
+    /// they would not be part of the blocks every node executes).
     pub async fn dev_op(&self, op: DevOp) -> Option<(i64, SlashOutcome)> {
+        if self.is_comet() {
+            return None;
+        }
         let (tx, rx) = oneshot::channel();
         self.shared
             .dev_ops
@@ -295,10 +348,21 @@ impl Node {
             time,
             txs,
             dev_ops,
+            hash: None,
         });
         let committed = app.commit_with(|c| self.record(c));
         let check = app.check_context();
         drop(app);
+        self.after_commit(&last, &committed, check);
+        for (w, r) in waiters.into_iter().zip(dev_results) {
+            let _ = w.send((height, r));
+        }
+        self.shared.height.send_replace(height);
+        committed
+    }
+
+    /// After a commit: the mempool's recheck against the new state, and the metrics.
+    fn after_commit(&self, last: &Committed, committed: &Committed, check: Ctx) {
         let (mempool, mempool_bytes) = self.recheck(check);
         let kept_tx_bytes = self
             .shared
@@ -307,7 +371,7 @@ impl Node {
             .expect("history lock")
             .block_bytes;
         let m = &self.shared.metrics;
-        m.height.set(height);
+        m.height.set(committed.block.height);
         m.mempool.set(mempool as i64);
         m.mempool_bytes.set(mempool_bytes as i64);
         m.kept_tx_bytes.set(kept_tx_bytes as i64);
@@ -325,11 +389,6 @@ impl Node {
         {
             m.block_interval.observe(d.as_secs_f64());
         }
-        for (w, r) in waiters.into_iter().zip(dev_results) {
-            let _ = w.send((height, r));
-        }
-        self.shared.height.send_replace(height);
-        committed
     }
 
     /// Takes the next block's txs from the mempool: in arrival order, at most

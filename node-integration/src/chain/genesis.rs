@@ -66,6 +66,11 @@ pub struct GenesisValidator {
     pub operator_address: String,
     /// Bond tokens the operator self-delegates.
     pub self_delegation: String,
+    /// Base64 ed25519 consensus public key (the `pub_key.value` of the node's
+    /// `priv_validator_key.json`). Absent on the dev chain, which has no consensus engine and
+    /// uses a stand-in derived from the moniker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consensus_pubkey: Option<String>,
 }
 
 /// Balances of each dev user account at genesis.
@@ -105,6 +110,7 @@ impl Genesis {
                 moniker: n.to_string(),
                 operator_address: p.val(&DevKey::get(n).expect("dev key").address),
                 self_delegation: DEV_SELF_DELEGATION.to_string(),
+                consensus_pubkey: None,
             })
             .collect();
         Genesis {
@@ -117,6 +123,59 @@ impl Genesis {
             accounts,
             validators,
         }
+    }
+
+    /// A genesis from `config/genesis.json`: CometBFT's format (the Cosmos genesis in
+    /// `app_state`; `chain_id` and `genesis_time` are CometBFT's) or the dev chain's own.
+    pub fn from_json(text: &str) -> Result<Genesis, serde_json::Error> {
+        let value: serde_json::Value = serde_json::from_str(text)?;
+        match value.get("app_state") {
+            Some(app_state) => {
+                let mut g: Genesis = serde_json::from_value(app_state.clone())?;
+                if let Some(id) = value.get("chain_id").and_then(|v| v.as_str()) {
+                    g.chain_id = id.to_owned();
+                }
+                if let Some(t) = value.get("genesis_time").and_then(|v| v.as_str()) {
+                    g.genesis_time = t.to_owned();
+                }
+                Ok(g)
+            }
+            None => serde_json::from_value(value),
+        }
+    }
+
+    /// A testnet genesis: the dev accounts, plus one bonded validator per consensus key
+    /// (`validator1`, `validator2`, ... of the dev keyring, in order), each funded like the
+    /// dev validators.
+    pub fn testnet(
+        chain_id: &str,
+        unbonding_time: Duration,
+        time: SystemTime,
+        consensus_keys: &[String],
+    ) -> Genesis {
+        let mut g = Genesis::dev(chain_id, unbonding_time, time);
+        let p = Bech32Prefixes::default();
+        g.accounts.retain(|a| !a.name.starts_with("validator"));
+        g.validators.clear();
+        for (i, key) in consensus_keys.iter().enumerate() {
+            let name = crate::keys::TESTNET_VALIDATOR_KEYS[i];
+            let dev = DevKey::get(name).expect("testnet validator key");
+            g.accounts.push(GenesisAccount {
+                name: name.into(),
+                address: p.acc(&dev.address),
+                coins: vec![GenesisCoin {
+                    denom: "ujuno".into(),
+                    amount: (DEV_USER_UJUNO + DEV_SELF_DELEGATION).to_string(),
+                }],
+            });
+            g.validators.push(GenesisValidator {
+                moniker: name.into(),
+                operator_address: p.val(&dev.address),
+                self_delegation: DEV_SELF_DELEGATION.to_string(),
+                consensus_pubkey: Some(key.clone()),
+            });
+        }
+        g
     }
 
     /// Chain parameters, validated.
@@ -168,7 +227,15 @@ impl Genesis {
                 .map_err(|e| e.to_string())?;
             let amount = parse_uint(&gv.self_delegation)
                 .ok_or_else(|| format!("validator {}: bad self_delegation", gv.moniker))?;
-            ctx.create_validator(&val, new_validator(&prefixes, &val, &gv.moniker));
+            let cons_key = match &gv.consensus_pubkey {
+                Some(b64) => decode_ed25519(b64)
+                    .map_err(|e| format!("validator {} consensus_pubkey: {e}", gv.moniker))?,
+                // A deterministic stand-in: the dev chain has no consensus engine.
+                None => {
+                    Sha256::digest(format!("streamd-consensus/{}", gv.moniker).as_bytes()).to_vec()
+                }
+            };
+            ctx.create_validator(&val, new_validator(&prefixes, &val, &gv.moniker, cons_key));
             ctx.delegate(&val, &val, &amount, TokenSource::Account)
                 .map_err(|e| format!("validator {} self-delegation: {e}", gv.moniker))?;
         }
@@ -176,9 +243,22 @@ impl Genesis {
     }
 }
 
-fn new_validator(p: &Bech32Prefixes, val: &Addr, moniker: &str) -> Validator {
-    // A deterministic stand-in consensus key: the dev chain has no consensus engine.
-    let cons_key = Sha256::digest(format!("streamd-consensus/{moniker}").as_bytes()).to_vec();
+/// A base64 ed25519 public key (32 bytes).
+pub fn decode_ed25519(b64: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| format!("{b64:?} is not base64: {e}"))?;
+    if key.len() != 32 {
+        return Err(format!(
+            "{b64:?} is {} bytes, an ed25519 public key is 32",
+            key.len()
+        ));
+    }
+    Ok(key)
+}
+
+fn new_validator(p: &Bech32Prefixes, val: &Addr, moniker: &str, cons_key: Vec<u8>) -> Validator {
     let rate = |pct: u64| (BigUint::from(pct) * dec_one() / BigUint::from(100u64)).to_string();
     Validator {
         operator_address: p.val(val),

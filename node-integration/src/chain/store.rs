@@ -137,6 +137,24 @@ impl WriteSet {
         });
     }
 
+    /// Every entry whose value now differs from `base` (the state the block started from):
+    /// its store, key and new value (`None`: deleted), in store and key order.
+    pub fn changed_since(&self, base: &MultiStore) -> Vec<(StoreKey, Vec<u8>, Option<Vec<u8>>)> {
+        let mut touched = std::collections::BTreeSet::new();
+        for pair in self.log.values().flatten() {
+            if let Some(store) = StoreKey::ALL.iter().find(|s| s.name() == pair.store_key) {
+                touched.insert((*store, pair.key.as_slice()));
+            }
+        }
+        touched
+            .into_iter()
+            .filter_map(|(store, key)| {
+                let now = self.state.get(store, key);
+                (now != base.get(store, key)).then(|| (store, key.to_vec(), now.cloned()))
+            })
+            .collect()
+    }
+
     /// Remembers the current state.
     pub fn checkpoint(&self) -> Checkpoint {
         Checkpoint {
