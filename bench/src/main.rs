@@ -87,7 +87,7 @@ struct RunArgs {
     /// Length of the measured window of each system.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "20s")]
     duration: Duration,
-    /// Systems to run, in order.
+    /// Systems to run, in order (`--systems ''` runs none, e.g. for --stalled alone).
     #[arg(long, value_delimiter = ',', default_value = "ours,raw,nats")]
     systems: Vec<String>,
     /// The `streamd` binary (default: next to this one).
@@ -134,7 +134,7 @@ async fn main() -> Result<()> {
     let mut frame_size = 100;
     for run in 1..=args.runs.max(1) {
         loads.push(load());
-        for system in &args.systems {
+        for system in args.systems.iter().filter(|s| !s.is_empty()) {
             eprintln!("run {run}: {system} with N = {n}...");
             let row = match system.as_str() {
                 "ours" => {

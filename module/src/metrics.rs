@@ -87,7 +87,7 @@ impl Default for Metrics {
             connection_duration: Histogram::new(exponential_buckets(0.5, 2.0, 16)),
             connection_rejected: Family::default(),
             commit_to_send: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
-            commit_hook: Histogram::new(COMMIT_HOOK_BUCKETS.into_iter()),
+            commit_hook: Histogram::new(COMMIT_HOOK_BUCKETS),
             blocks_dispatched: Counter::default(),
             blocks_dropped: Counter::default(),
             dispatcher_lag_blocks: Gauge::default(),
