@@ -78,6 +78,10 @@ struct RunArgs {
     /// interval with them against idle, and its memory growth (a node of its own).
     #[arg(long, default_value_t = 0)]
     stalled: usize,
+    /// Length of each of the never-reading measurement's two windows (idle, stalled): long
+    /// enough for the clients' receive windows to fill and the node's writes to them to block.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    stalled_duration: Duration,
     /// Runs of every system; the table shows the median of each column.
     #[arg(long, default_value_t = 1)]
     runs: usize,
@@ -87,7 +91,7 @@ struct RunArgs {
     /// Length of the measured window of each system.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "20s")]
     duration: Duration,
-    /// Systems to run, in order.
+    /// Systems to run, in order (`--systems ''` runs none, e.g. for --stalled alone).
     #[arg(long, value_delimiter = ',', default_value = "ours,raw,nats")]
     systems: Vec<String>,
     /// The `streamd` binary (default: next to this one).
@@ -132,9 +136,12 @@ async fn main() -> Result<()> {
     let mut runs: Vec<(String, Vec<report::Row>)> = Vec::new();
     let mut loads = Vec::new();
     let mut frame_size = 100;
+    let any_system = args.systems.iter().any(|s| !s.is_empty());
     for run in 1..=args.runs.max(1) {
-        loads.push(load());
-        for system in &args.systems {
+        if any_system {
+            loads.push(load());
+        }
+        for system in args.systems.iter().filter(|s| !s.is_empty()) {
             eprintln!("run {run}: {system} with N = {n}...");
             let row = match system.as_str() {
                 "ours" => {
@@ -167,8 +174,11 @@ async fn main() -> Result<()> {
         let bin = streamd(&args)?;
         let block_time = humantime::format_duration(args.block_time).to_string();
         for run in 1..=args.runs.max(1) {
+            if !any_system {
+                loads.push(load());
+            }
             eprintln!("run {run}: {} never-reading clients...", args.stalled);
-            let row = stalled::run(&bin, &block_time, args.stalled, args.duration).await?;
+            let row = stalled::run(&bin, &block_time, args.stalled, args.stalled_duration).await?;
             eprintln!("{row:?}");
             stalled_runs.push(row);
         }
@@ -203,7 +213,9 @@ async fn main() -> Result<()> {
         "Machine: {machine}; load average (1 min) before each run and after the last: {}\n",
         loads.join(", ")
     );
-    println!("{}", report::header());
+    if !rows.is_empty() {
+        println!("{}", report::header());
+    }
     for row in &rows {
         println!("{}", report::row(row));
     }
