@@ -24,7 +24,7 @@ use stream_proto::adr038::plugin::grpc_controller_client::GrpcControllerClient;
 use stream_proto::adr038::tendermint::abci::RequestFinalizeBlock;
 use stream_support::{Recorder, StreamKey, assert_committed};
 use support::accounts::BOND_DENOM;
-use support::plugin::{PluginProcess, children, process_ended};
+use support::plugin::{PluginProcess, children, wait_ended};
 use support::{TestNode, TestNodeOptions};
 use tonic::transport::{Channel, Endpoint};
 
@@ -218,18 +218,10 @@ async fn kill_9_of_the_host_ends_the_plugin_within_2_s() {
         .status()
         .expect("run kill");
     assert!(status.success());
-    let killed = Instant::now();
-    while !process_ended(pid) {
-        assert!(
-            killed.elapsed() < EXIT_WITHIN,
-            "the plugin (pid {pid}) still runs {EXIT_WITHIN:?} after kill -9 of its host"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    eprintln!(
-        "plugin ended {:?} after kill -9 of its host",
-        killed.elapsed()
-    );
+    let took = wait_ended(pid, EXIT_WITHIN).unwrap_or_else(|| {
+        panic!("the plugin (pid {pid}) still ran 2 s after kill -9 of its host")
+    });
+    eprintln!("plugin ended {took:?} after kill -9 of its host");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -378,18 +370,20 @@ async fn without_pipes_the_host_connection_closing_ends_the_plugin_within_2_s() 
     });
     // stderr is a file here, not a pipe: only the connection can tell.
     let log = tempfile::NamedTempFile::new().unwrap();
-    let mut child = std::process::Command::new(support::streamd_bin())
-        .args(["plugin", "--home", node.home().to_str().unwrap()])
-        .args(["--grpc.address", &grpc.to_string()])
-        .args(["--api.address", &format!("tcp://{api}")])
-        .args(["--node-grpc", &node.grpc_url()])
-        .envs(support::plugin::PLUGIN_ENV)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(log.reopen().unwrap())
-        .spawn()
-        .expect("spawn streamd plugin");
-    let mut stdout = child.stdout.take().unwrap();
+    let mut child = KillOnDrop(
+        std::process::Command::new(support::streamd_bin())
+            .args(["plugin", "--home", node.home().to_str().unwrap()])
+            .args(["--grpc.address", &grpc.to_string()])
+            .args(["--api.address", &format!("tcp://{api}")])
+            .args(["--node-grpc", &node.grpc_url()])
+            .envs(support::plugin::PLUGIN_ENV)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .expect("spawn streamd plugin"),
+    );
+    let mut stdout = child.0.stdout.take().unwrap();
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     while stdout.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
@@ -406,12 +400,11 @@ async fn without_pipes_the_host_connection_closing_ends_the_plugin_within_2_s() 
     let closed = Instant::now();
 
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             assert!(status.success(), "{status}");
             break;
         }
         if closed.elapsed() > EXIT_WITHIN {
-            let _ = child.kill();
             panic!(
                 "the plugin still runs {EXIT_WITHIN:?} after its host's connection closed; \
                  its log:\n{}",
@@ -424,4 +417,14 @@ async fn without_pipes_the_host_connection_closing_ends_the_plugin_within_2_s() 
         "plugin ended {:?} after its host's connection closed",
         closed.elapsed()
     );
+}
+
+/// A child process killed when the test ends, whatever happens.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -212,3 +212,19 @@ pub fn children(pid: u32) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Waits up to `within` for process `pid` to end; how long it took, or `None` if it still
+/// ran (it is then killed, so a failing test leaves nothing behind).
+pub fn wait_ended(pid: u32, within: std::time::Duration) -> Option<std::time::Duration> {
+    let start = std::time::Instant::now();
+    while !process_ended(pid) {
+        if start.elapsed() >= within {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Some(start.elapsed())
+}

@@ -4,23 +4,19 @@
 use super::handshake;
 use super::listener::{PluginController, PluginHealth, PluginListener};
 use super::reader::{HostReader, host_chain, host_channel};
-use super::watch::{ConnectionToken, HostConnections, watch_pipes};
+use super::watch::{HostConnections, tracked, watch_pipes};
 use crate::config::{CometConfig, Home, parse_api_address, parse_grpc_address};
 use anyhow::{Context, anyhow};
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 use stream_module::{DecodingReader, LimitsConfig, StreamConfig, StreamModule};
 use stream_proto::adr038::cosmos::store::streaming::abci::abci_listener_service_server::AbciListenerServiceServer;
 use stream_proto::adr038::grpc::health::v1::health_server::HealthServer;
 use stream_proto::adr038::plugin::grpc_controller_server::GrpcControllerServer;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 /// `streamd plugin` arguments (DESIGN.md section 9).
@@ -339,76 +335,4 @@ fn stream_routes(module: &StreamModule) -> anyhow::Result<tonic::service::Routes
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
     Ok(routes.routes())
-}
-
-/// The plugin port's connections, each counted in `connections` while open.
-fn tracked(
-    listener: tokio::net::TcpListener,
-    connections: HostConnections,
-) -> impl futures_util::Stream<Item = std::io::Result<Tracked>> + Send + 'static {
-    futures_util::stream::unfold(
-        (listener, connections),
-        |(listener, connections)| async move {
-            let accepted = listener.accept().await.map(|(tcp, _)| {
-                let _ = tcp.set_nodelay(true);
-                Tracked {
-                    inner: tcp,
-                    _token: connections.opened(),
-                }
-            });
-            Some((accepted, (listener, connections)))
-        },
-    )
-}
-
-/// A TCP connection from the host, counted while open.
-struct Tracked {
-    inner: TcpStream,
-    _token: ConnectionToken,
-}
-
-impl tonic::transport::server::Connected for Tracked {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.inner.connect_info()
-    }
-}
-
-impl AsyncRead for Tracked {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Tracked {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
 }

@@ -7,9 +7,13 @@
 //! idle timeout, e.g. a halted chain), so it is no proof of death while the pipes can say.
 
 use std::os::fd::RawFd;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 /// How often the pipe watch wakes up even without an event (it never needs to: poll
@@ -140,5 +144,77 @@ impl Drop for ConnectionToken {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::SeqCst);
         self.0.changed.notify_waiters();
+    }
+}
+
+/// The plugin port's connections, each counted in `connections` while open.
+pub fn tracked(
+    listener: tokio::net::TcpListener,
+    connections: HostConnections,
+) -> impl futures_util::Stream<Item = std::io::Result<Tracked>> + Send + 'static {
+    futures_util::stream::unfold(
+        (listener, connections),
+        |(listener, connections)| async move {
+            let accepted = listener.accept().await.map(|(tcp, _)| {
+                let _ = tcp.set_nodelay(true);
+                Tracked {
+                    inner: tcp,
+                    _token: connections.opened(),
+                }
+            });
+            Some((accepted, (listener, connections)))
+        },
+    )
+}
+
+/// A TCP connection from the host, counted while open.
+pub struct Tracked {
+    inner: TcpStream,
+    _token: ConnectionToken,
+}
+
+impl tonic::transport::server::Connected for Tracked {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }
