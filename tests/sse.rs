@@ -146,6 +146,11 @@ async fn curl_follows_updates_keepalives_metrics_and_shutdown() {
         );
     }
 
+    let opened = quiet.next().await;
+    assert!(
+        opened.event.is_none() && opened.comments == ["subscribed"],
+        "a stream opens with a comment: {opened:?}"
+    );
     let first = quiet.next().await;
     let data: Json = serde_json::from_str(first.data.as_deref().expect("snapshot")).unwrap();
     assert_eq!(data["found"], false, "{data}");
@@ -250,5 +255,5 @@ async fn refusals_are_precise_json_and_allowed_origins_get_cors() {
         has("access-control-allow-origin: https://wallet.example"),
         "{headers:?}"
     );
-    assert!(body.starts_with("id: "), "{body:?}");
+    assert!(body.starts_with(": subscribed\n\nid: "), "{body:?}");
 }

@@ -1,8 +1,8 @@
 //! Server-Sent Events (`GET /sse/subscribe/<stream>/...`): the path routes' subscriptions
 //! for clients that cannot hold a WebSocket (`curl -N`, `EventSource`, proxies that strip
 //! upgrades). Each update is one event: `id: <height>`, `event: update`, `data: <the
-//! WebSocket frame's JSON>`; a comment line every `ping_interval` keeps proxies from timing
-//! the stream out. `Last-Event-ID` (what `EventSource` sends when it reconnects), or else
+//! WebSocket frame's JSON>`; a `: subscribed` comment opens the stream and a comment line
+//! every `ping_interval` keeps proxies from timing it out. `Last-Event-ID` (what `EventSource` sends when it reconnects), or else
 //! `?since_height=`, resumes exactly as a WebSocket resume does. The stream ends with one
 //! `event: error` whose data is `{"code": .., "error": ..}` (410 when the client must
 //! resume or re-snapshot, 503 on shutdown). Refusals before the stream starts are the
@@ -18,7 +18,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use tokio::sync::watch;
@@ -142,7 +142,10 @@ fn events(
         connection,
         shutdown,
     };
-    futures_util::stream::unfold(start, |state| async move {
+    // A first comment, so that the response head and the stream's first bytes go out at once
+    // even when the first update is a while away (a resume of a quiet value).
+    let opened = futures_util::stream::once(async { Ok(Event::default().comment("subscribed")) });
+    opened.chain(futures_util::stream::unfold(start, |state| async move {
         let State_::Live {
             sub,
             connection,
@@ -175,7 +178,7 @@ fn events(
                 Some((Ok(error_event(&r)), State_::Done))
             }
         }
-    })
+    }))
 }
 
 /// The last event of a stream that ends.
