@@ -178,6 +178,8 @@ pub(crate) struct Dispatcher {
     generation: u64,
     /// The last `/stats` answer and when it was computed.
     top_topics: Option<(Instant, Arc<[TopTopic]>)>,
+    /// Header time of the last dispatched block (`stream_block_interval_seconds`).
+    last_time: Option<std::time::SystemTime>,
 }
 
 impl Dispatcher {
@@ -210,6 +212,7 @@ impl Dispatcher {
             dropped_up_to: 0,
             generation: 0,
             top_topics: None,
+            last_time: None,
         };
         loop {
             tokio::select! {
@@ -304,6 +307,13 @@ impl Dispatcher {
             );
             self.start_resync(commit.height - 1);
         }
+        // Block interval, between consecutive heights only (not across dropped blocks).
+        if let Some(previous) = self.last_time.filter(|_| commit.height == self.height + 1)
+            && let Ok(interval) = commit.time.duration_since(previous)
+        {
+            self.metrics.block_interval.observe(interval.as_secs_f64());
+        }
+        self.last_time = Some(commit.time);
         let decoded = decode_block(&commit);
         self.metrics
             .decode_errors

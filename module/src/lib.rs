@@ -85,7 +85,7 @@ use handover::Handover;
 use limits::Limits;
 use metrics::Metrics;
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -101,24 +101,12 @@ struct CommitHook {
     /// Highest dropped height, so the dispatcher catches up even if no block follows.
     dropped: watch::Sender<i64>,
     metrics: Arc<Metrics>,
-    /// Header time of the previous block (nanoseconds since the epoch; 0 before the first).
-    last_time: AtomicI64,
 }
 
 impl CommitListener for CommitHook {
     fn on_commit(&self, commit: Arc<BlockCommit>) {
         let started = std::time::Instant::now();
         self.metrics.committed_height.set(commit.height);
-        let time = commit
-            .time
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-        let previous = self.last_time.swap(time, Ordering::Relaxed);
-        if previous != 0 && time >= previous {
-            self.metrics
-                .block_interval
-                .observe((time - previous) as f64 / 1e9);
-        }
         self.hand_over(commit);
         self.metrics
             .commit_hook
@@ -272,7 +260,6 @@ impl StreamModule {
                     .expect("cannot start the stream handover thread"),
                 dropped: dropped_tx,
                 metrics,
-                last_time: AtomicI64::new(0),
             }),
             shutdown,
             dispatcher_done: Mutex::new(Some(dispatcher_done)),

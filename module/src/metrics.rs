@@ -61,7 +61,7 @@ impl Transport {
 
 /// Every metric of the module. Cheap to update from any thread.
 pub struct Metrics {
-    /// Open WebSocket connections + open gRPC streams.
+    /// Open WebSocket connections + SSE streams + gRPC streams.
     pub connections: Gauge,
     /// Open connections (WebSocket) and streams (gRPC) by `transport`.
     pub transport_connections: Family<Label, Gauge>,
@@ -73,7 +73,7 @@ pub struct Metrics {
     pub committed_height: Gauge,
     /// Newest height the dispatcher has fanned out.
     pub dispatched_height: Gauge,
-    /// Time between consecutive blocks' header times, seconds.
+    /// Time between consecutive dispatched blocks' header times, seconds.
     pub block_interval: Histogram,
     /// Active subscriptions by `type`.
     pub subscriptions: Family<Label, Gauge>,
@@ -226,7 +226,7 @@ impl Metrics {
         }
         registry.register(
             "stream_connections",
-            "Open WebSocket connections and gRPC streams",
+            "Open WebSocket connections, SSE streams and gRPC streams",
             self.connections.clone(),
         );
         registry.register(

@@ -168,6 +168,30 @@ impl WsState {
         })
     }
 
+    /// Admits `client` over `transport` and opens its one subscription: the subscription
+    /// slot first, so a refused request never counts as a connection.
+    async fn open(
+        &self,
+        client: std::net::IpAddr,
+        transport: Transport,
+        key: SubscriptionKey,
+        start: Start,
+    ) -> Result<(crate::handle::Subscription, crate::limits::ConnectionPermit), HttpError> {
+        let limits = &self.handle.limits;
+        let permit = limits
+            .subscribe(client, transport)
+            .map_err(|e| self.limit(e))?;
+        let connection = limits
+            .connect(transport, client)
+            .map_err(|e| self.limit(e))?;
+        let sub = self
+            .handle
+            .subscribe(key, start, permit)
+            .await
+            .map_err(|r| self.refused(r))?;
+        Ok((sub, connection))
+    }
+
     /// Limits already counted the rejection.
     fn limit(&self, e: LimitError) -> HttpError {
         let (status, retry_after) = match e {
@@ -352,22 +376,7 @@ async fn single(
     } = ws.path_request(stream, params, query, None)?;
     let upgrade = ws.accept(upgrade, &headers)?;
     let client = request::client_ip(peer, &headers, &ws.config);
-    // The subscription slot first, so a refused request never counts as a connection.
-    let permit = ws
-        .handle
-        .limits
-        .subscribe(client, Transport::WebSocket)
-        .map_err(|e| ws.limit(e))?;
-    let connection = ws
-        .handle
-        .limits
-        .connect(Transport::WebSocket, client)
-        .map_err(|e| ws.limit(e))?;
-    let sub = ws
-        .handle
-        .subscribe(key, start, permit)
-        .await
-        .map_err(|r| ws.refused(r))?;
+    let (sub, connection) = ws.open(client, Transport::WebSocket, key, start).await?;
     let config = ws.config.clone();
     let shutdown = ws.handle.shutdown.clone();
     Ok(upgrade.on_upgrade(move |socket| {

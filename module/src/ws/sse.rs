@@ -87,21 +87,9 @@ async fn open(
     let origin = headers.get(header::ORIGIN).cloned();
     ws.check_origin(&headers)?;
     let client = request::client_ip(peer, &headers, &ws.config);
-    let permit = ws
-        .handle
-        .limits
-        .subscribe(client, Transport::Sse)
-        .map_err(|e| ws.limit(e))?;
-    let connection = ws
-        .handle
-        .limits
-        .connect(Transport::Sse, client)
-        .map_err(|e| ws.limit(e))?;
-    let sub = ws
-        .handle
-        .subscribe(request.key, request.start, permit)
-        .await
-        .map_err(|r| ws.refused(r))?;
+    let (sub, connection) = ws
+        .open(client, Transport::Sse, request.key, request.start)
+        .await?;
     let events = events(sub, connection, ws.handle.shutdown.clone());
     let mut response = Sse::new(events)
         .keep_alive(
