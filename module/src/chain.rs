@@ -29,9 +29,7 @@ pub enum RequestError {
         reason: &'static str,
     },
     /// A stream name that does not exist.
-    #[error(
-        "unknown stream {0:?}; streams: bank/balance, bank/balances, staking/delegations, staking/delegation, staking/unbonding-delegations, staking/unbonding-delegation"
-    )]
+    #[error("unknown stream {0:?}; streams: {names}", names = crate::edge::StreamType::names())]
     UnknownStream(String),
     /// A negative `since_height`.
     #[error(
@@ -65,6 +63,9 @@ pub enum RequestError {
         "the {0} in the path is not valid UTF-8 once percent-decoded; send it as text, e.g. a bech32 address or a denom"
     )]
     PathNotUtf8(String),
+    /// A path under `/ws/` or `/sse/` that names no stream (the message says what exists).
+    #[error("{0}")]
+    UnknownPath(String),
     /// A WebSocket path or query string the router could not read otherwise.
     #[error("unreadable request {part}: {reason}")]
     Unreadable {

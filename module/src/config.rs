@@ -1,8 +1,10 @@
 //! The `[stream]` table of the node's `app.toml`, parsed once at startup into typed settings.
 
+use crate::auth::AuthConfig;
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
 /// A bad `[stream]` setting; the message names the key.
@@ -53,6 +55,8 @@ pub struct StreamConfig {
     pub connect_rate: Option<ConnectRate>,
     /// WebSocket settings.
     pub websocket: WebSocketConfig,
+    /// `[stream.auth]`: token auth, when on.
+    pub auth: Option<AuthConfig>,
 }
 
 /// A per-client connect rate: `count` connections per `period`, `burst` at once.
@@ -160,6 +164,7 @@ impl Default for StreamConfig {
             connect_rate: ConnectRate::parse(DEFAULT_CONNECT_RATE, DEFAULT_CONNECT_BURST)
                 .expect("the default parses"),
             websocket: WebSocketConfig::default(),
+            auth: None,
         }
     }
 }
@@ -182,6 +187,7 @@ struct Raw {
     max_message_size: Option<usize>,
     allowed_origins: Option<Vec<String>>,
     trusted_proxies: Option<Vec<String>>,
+    auth: Option<toml::Value>,
 }
 
 /// The range of every timing setting: long enough for a timer to be meaningful, short enough
@@ -252,8 +258,16 @@ fn positive(key: &str, v: Option<usize>, default: usize) -> Result<usize, Config
 }
 
 impl StreamConfig {
-    /// Parses and checks the `[stream]` table.
+    /// Parses and checks the `[stream]` table; relative paths (`[stream.auth]` key files) are
+    /// taken from the working directory.
     pub fn from_table(table: &toml::Table) -> Result<StreamConfig, ConfigError> {
+        StreamConfig::from_table_at(table, Path::new("."))
+    }
+
+    /// Parses and checks the `[stream]` table of the node whose home is `home`: relative paths
+    /// (`[stream.auth]` key files) are resolved against it, as the Cosmos SDK resolves
+    /// app.toml's paths.
+    pub fn from_table_at(table: &toml::Table, home: &Path) -> Result<StreamConfig, ConfigError> {
         let raw: Raw = toml::Value::Table(table.clone())
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError(name_the_key(table, e)))?;
@@ -328,6 +342,11 @@ impl StreamConfig {
             )
             .map_err(|e| ConfigError(format!("connect_rate = {e}")))?,
             websocket,
+            auth: raw
+                .auth
+                .map(|a| AuthConfig::from_value(&a, home))
+                .transpose()?
+                .flatten(),
         })
     }
 }

@@ -6,7 +6,7 @@
 #![allow(missing_docs)]
 
 use crate::chain::Chain;
-use crate::grpc::{StreamRequest, invalid_argument, parse_request};
+use crate::grpc::{StreamRequest, parse_request};
 use crate::handle::Start;
 use crate::key::SubscriptionKey;
 use crate::metrics::Metrics;
@@ -164,13 +164,14 @@ fn check<R: StreamRequest>(
     fields: Vec<(&'static str, String)>,
 ) -> (GrpcFields, GrpcOutcome) {
     let chain = chain();
-    let outcome = match parse_request(&chain, r).map_err(invalid_argument) {
-        Ok((start, key)) => GrpcOutcome::Accepted(accepted(&chain, &key, start)),
-        Err(status) => GrpcOutcome::Refused {
-            code: status.code() as i32,
-            message: status.message().to_string(),
-        },
-    };
+    let outcome =
+        match parse_request(&chain, r).map_err(|e| crate::edge::Refusal::Request(e).grpc()) {
+            Ok((start, key)) => GrpcOutcome::Accepted(accepted(&chain, &key, start)),
+            Err(status) => GrpcOutcome::Refused {
+                code: status.code() as i32,
+                message: status.message().to_string(),
+            },
+        };
     let request = GrpcFields {
         fields,
         since_height: r.since_height(),

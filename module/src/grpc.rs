@@ -3,12 +3,14 @@
 
 mod request;
 
-pub(crate) use request::{StreamRequest, invalid_argument, parse_request};
+pub(crate) use request::{StreamRequest, parse_request};
 
+use crate::auth::bearer;
+use crate::edge::Refusal;
 use crate::handle::{Handle, Subscription};
-use crate::limits::{ConnectionPermit, LimitError};
+use crate::limits::ConnectionPermit;
 use crate::metrics::Transport;
-use crate::outbox::{CloseReason, Next};
+use crate::outbox::Next;
 use crate::value::{Coin, DelegationValue, UnbondingValue, Update, Value, unix_time};
 use cosmos_sdk_proto::cosmos::base::v1beta1::Coin as ProtoCoin;
 use cosmos_sdk_proto::cosmos::staking::v1beta1::{
@@ -98,57 +100,30 @@ impl StreamService {
         StreamServer { inner, handle }
     }
 
-    async fn open<T: Send + 'static>(
+    /// Opens the stream `request` asks for: the caller (token, with auth on), the request's
+    /// fields, then admission; each refusal as its gRPC status.
+    async fn open<R: StreamRequest, T: Send + 'static>(
         &self,
-        client: Option<std::net::SocketAddr>,
-        request: &impl StreamRequest,
+        request: Request<R>,
         render: fn(&Update) -> Option<T>,
     ) -> Result<Response<ResponseStream<T>>, Status> {
         let h = &self.handle;
-        let (start, key) = parse_request(&h.chain, request).map_err(|e| {
-            h.metrics.rejected("invalid_request").inc();
-            invalid_argument(e)
-        })?;
-        let ip = client
+        let ip = request
+            .remote_addr()
             .map(|a| a.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        // The subscription slot first, so a refused stream never counts as a connection.
-        let permit = h
-            .limits
-            .subscribe(ip, Transport::Grpc)
-            .map_err(limit_status)?;
-        let connection = h
-            .limits
-            .connect(Transport::Grpc, ip)
-            .map_err(limit_status)?;
-        let sub = h
-            .subscribe(key, start, permit)
+        let authorization = request.metadata().get("authorization");
+        let caller = bearer(authorization.map(|v| v.as_bytes()), None)
+            .map_err(|e| Refusal::Auth(e).count(&h.metrics))
+            .and_then(|token| h.caller(ip, token))
+            .map_err(|r| r.grpc())?;
+        let (start, key) = parse_request(&h.chain, request.get_ref())
+            .map_err(|e| Refusal::Request(e).count(&h.metrics).grpc())?;
+        let (sub, connection) = h
+            .open(&caller, Transport::Grpc, key, start)
             .await
-            .map_err(close_status)?;
+            .map_err(|r| r.grpc())?;
         Ok(Response::new(Box::pin(updates(sub, connection, render))))
-    }
-}
-
-fn limit_status(e: LimitError) -> Status {
-    match e {
-        LimitError::ShuttingDown => Status::unavailable(e.to_string()),
-        LimitError::ConnectRate {
-            retry_after_secs, ..
-        } => {
-            let mut metadata = tonic::metadata::MetadataMap::new();
-            metadata.insert("retry-after", retry_after_secs.into());
-            Status::with_metadata(tonic::Code::ResourceExhausted, e.to_string(), metadata)
-        }
-        _ => Status::resource_exhausted(e.to_string()),
-    }
-}
-
-/// The one place a server-side end of a stream becomes a gRPC status.
-fn close_status(r: CloseReason) -> Status {
-    match r {
-        CloseReason::Shutdown | CloseReason::Failed(_) => Status::unavailable(r.to_string()),
-        CloseReason::OutOfRange(m) => Status::out_of_range(m),
-        CloseReason::InvalidArgument(m) => Status::invalid_argument(m),
     }
 }
 
@@ -166,7 +141,7 @@ fn updates<T: Send + 'static>(
                 Some(msg) => Some((Ok(msg), Some((sub, connection)))),
                 None => Some((Err(Status::internal("update of an unexpected kind")), None)),
             },
-            Next::Closed(r) => Some((Err(close_status(r)), None)),
+            Next::Closed(r) => Some((Err(Refusal::Closed(r).grpc()), None)),
         }
     })
 }
@@ -308,47 +283,41 @@ impl Query for StreamService {
         &self,
         req: Request<StreamBalanceRequest>,
     ) -> Result<Response<Self::StreamBalanceStream>, Status> {
-        let (client, r) = (req.remote_addr(), req.into_inner());
-        self.open(client, &r, balance_response).await
+        self.open(req, balance_response).await
     }
 
     async fn stream_all_balances(
         &self,
         req: Request<StreamAllBalancesRequest>,
     ) -> Result<Response<Self::StreamAllBalancesStream>, Status> {
-        let (client, r) = (req.remote_addr(), req.into_inner());
-        self.open(client, &r, all_balances_response).await
+        self.open(req, all_balances_response).await
     }
 
     async fn stream_delegations(
         &self,
         req: Request<StreamDelegationsRequest>,
     ) -> Result<Response<Self::StreamDelegationsStream>, Status> {
-        let (client, r) = (req.remote_addr(), req.into_inner());
-        self.open(client, &r, delegations_response).await
+        self.open(req, delegations_response).await
     }
 
     async fn stream_delegation(
         &self,
         req: Request<StreamDelegationRequest>,
     ) -> Result<Response<Self::StreamDelegationStream>, Status> {
-        let (client, r) = (req.remote_addr(), req.into_inner());
-        self.open(client, &r, delegation_response).await
+        self.open(req, delegation_response).await
     }
 
     async fn stream_unbonding_delegations(
         &self,
         req: Request<StreamUnbondingDelegationsRequest>,
     ) -> Result<Response<Self::StreamUnbondingDelegationsStream>, Status> {
-        let (client, r) = (req.remote_addr(), req.into_inner());
-        self.open(client, &r, unbonding_delegations_response).await
+        self.open(req, unbonding_delegations_response).await
     }
 
     async fn stream_unbonding_delegation(
         &self,
         req: Request<StreamUnbondingDelegationRequest>,
     ) -> Result<Response<Self::StreamUnbondingDelegationStream>, Status> {
-        let (client, r) = (req.remote_addr(), req.into_inner());
-        self.open(client, &r, unbonding_delegation_response).await
+        self.open(req, unbonding_delegation_response).await
     }
 }

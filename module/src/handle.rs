@@ -2,6 +2,7 @@
 //! from a height), read its updates, and have it removed from the index when the client goes
 //! away, at whatever point that happens.
 
+use crate::auth::Auth;
 use crate::chain::Chain;
 use crate::dispatcher::{Command, ReplayState, SubscriptionId};
 use crate::key::{SubscriptionKey, SubscriptionKind};
@@ -45,6 +46,8 @@ pub(crate) struct Handle {
     /// Bound of a resumed subscription's queue (`[stream] resume_queue`).
     pub resume_queue: usize,
     pub next_id: Arc<AtomicU64>,
+    /// Token auth (`[stream.auth]`), when on.
+    pub auth: Option<Arc<Auth>>,
 }
 
 /// The dispatcher's registration of a subscription. Dropping it, at any point (even while
@@ -74,6 +77,8 @@ pub(crate) struct Subscription {
     sent: Counter,
     /// `stream_transport_messages_sent` of this subscription's transport.
     sent_over: Counter,
+    /// When it ends with `TokenExpired` (token auth).
+    expires: Option<tokio::time::Instant>,
     _permit: SubscriptionPermit,
 }
 
@@ -127,6 +132,7 @@ impl Handle {
             metrics: self.metrics.clone(),
             sent: self.metrics.messages_sent(kind),
             sent_over: self.metrics.transport_messages_sent(permit.transport),
+            expires: None,
             _permit: permit,
         })
     }
@@ -193,9 +199,22 @@ impl Handle {
 }
 
 impl Subscription {
+    /// Ends the subscription (`TokenExpired`) at `deadline`, if any.
+    pub fn until(mut self, deadline: Option<tokio::time::Instant>) -> Subscription {
+        self.expires = deadline;
+        self
+    }
+
     /// The next update (or the end). Counts the message as sent and observes its latency.
     pub async fn next(&self) -> Next {
-        let next = self.registration.outbox.next().await;
+        let next = match self.expires {
+            None => self.registration.outbox.next().await,
+            Some(deadline) => tokio::select! {
+                biased;
+                _ = tokio::time::sleep_until(deadline) => Next::Closed(CloseReason::TokenExpired),
+                next = self.registration.outbox.next() => next,
+            },
+        };
         if let Next::Update(u) = &next {
             self.sent.inc();
             self.sent_over.inc();

@@ -51,9 +51,11 @@
 //! module can become a second writer of its state.
 #![warn(missing_docs)]
 
+pub mod auth;
 mod chain;
 pub mod config;
 mod dispatcher;
+mod edge;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod grpc;
@@ -72,6 +74,7 @@ mod value;
 mod window;
 mod ws;
 
+pub use auth::AuthConfig;
 pub use chain::Chain;
 pub use config::{ConfigError, ConnectRate, StreamConfig, WebSocketConfig};
 pub use grpc::{MAX_REQUEST_BYTES, StreamServer, StreamService};
@@ -254,6 +257,9 @@ impl StreamModule {
                 reader,
                 resume_queue: config.resume_queue,
                 next_id: Arc::new(AtomicU64::new(1)),
+                auth: config.auth.as_ref().map(|a| {
+                    Arc::new(auth::Auth::new(a).expect("checked when the config was parsed"))
+                }),
             },
             hook: Arc::new(CommitHook {
                 blocks: Handover::start(blocks_tx)

@@ -1,5 +1,6 @@
 //! Connection and subscription limits shared by gRPC and WebSocket, from CometBFT's
-//! `[rpc] max_open_connections` and `max_subscriptions_per_client` (0 = unlimited). Admission
+//! `[rpc] max_open_connections` and `max_subscriptions_per_client` (0 = unlimited), per client:
+//! the IP, or with token auth on the token's subject ([`ClientId`]). Admission
 //! is a check-and-increment under one lock, so a burst of connects never over-admits; a
 //! permit gives its slot back the moment it is dropped. New connections are also rate
 //! limited per client (`[stream] connect_rate` / `connect_burst` in app.toml, GCRA).
@@ -14,6 +15,31 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+
+/// Who limits count: the client's IP, or with token auth on the token's `sub` (so that an
+/// office behind one NAT is not one client, and one user on many IPs is).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ClientId {
+    /// The TCP peer (or the `X-Forwarded-For` address of a trusted proxy).
+    Ip(IpAddr),
+    /// A verified token's `sub`.
+    Subject(Arc<str>),
+}
+
+impl From<IpAddr> for ClientId {
+    fn from(ip: IpAddr) -> Self {
+        ClientId::Ip(ip)
+    }
+}
+
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientId::Ip(ip) => ip.fmt(f),
+            ClientId::Subject(sub) => write!(f, "{sub:?} (token subject)"),
+        }
+    }
+}
 
 /// The two limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +76,7 @@ pub enum LimitError {
     )]
     MaxSubscriptions {
         /// The client.
-        client: IpAddr,
+        client: ClientId,
         /// The limit.
         limit: u32,
     },
@@ -60,7 +86,7 @@ pub enum LimitError {
     )]
     ConnectRate {
         /// The client.
-        client: IpAddr,
+        client: ClientId,
         /// The configured rate, as written (`120/min`).
         rate: String,
         /// Whole seconds until the next connection is admitted (at least 1).
@@ -86,7 +112,7 @@ impl LimitError {
 #[derive(Default)]
 struct Counts {
     open: u32,
-    per_client: HashMap<IpAddr, u32>,
+    per_client: HashMap<ClientId, u32>,
     /// Last connection id handed out.
     next_id: u64,
 }
@@ -100,7 +126,7 @@ pub(crate) struct Limits {
     /// the module learns, by the channel closing, that the last connection has ended.
     done: Mutex<Option<mpsc::Sender<()>>>,
     /// Per-client connect rate, when limited.
-    rate: Option<(DefaultKeyedRateLimiter<IpAddr>, String)>,
+    rate: Option<(DefaultKeyedRateLimiter<ClientId>, String)>,
 }
 
 /// An open connection (or gRPC stream); released on drop.
@@ -108,7 +134,7 @@ pub(crate) struct ConnectionPermit {
     limits: Arc<Limits>,
     /// Names the connection in logs.
     id: u64,
-    client: IpAddr,
+    client: ClientId,
     transport: Transport,
     opened: Instant,
     _done: mpsc::Sender<()>,
@@ -117,7 +143,7 @@ pub(crate) struct ConnectionPermit {
 /// One subscription slot of a client; released on drop.
 pub(crate) struct SubscriptionPermit {
     limits: Arc<Limits>,
-    client: IpAddr,
+    client: ClientId,
     /// How the subscription's messages travel (counted by transport).
     pub transport: Transport,
 }
@@ -166,14 +192,14 @@ impl Limits {
     }
 
     /// Spends one of `client`'s connects.
-    fn check_rate(&self, client: IpAddr) -> Result<(), LimitError> {
+    fn check_rate(&self, client: &ClientId) -> Result<(), LimitError> {
         let Some((limiter, rate)) = &self.rate else {
             return Ok(());
         };
-        limiter.check_key(&client).map_err(|not_until| {
+        limiter.check_key(client).map_err(|not_until| {
             let wait: Duration = not_until.wait_time_from(DefaultClock::default().now());
             LimitError::ConnectRate {
-                client,
+                client: client.clone(),
                 rate: rate.clone(),
                 retry_after_secs: (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1),
             }
@@ -189,12 +215,13 @@ impl Limits {
     pub fn connect(
         self: &Arc<Self>,
         transport: Transport,
-        client: IpAddr,
+        client: impl Into<ClientId>,
     ) -> Result<ConnectionPermit, LimitError> {
+        let client = client.into();
         let Some(done) = self.done.lock().expect("limits lock").clone() else {
             return Err(self.reject(LimitError::ShuttingDown));
         };
-        self.check_rate(client).map_err(|e| self.reject(e))?;
+        self.check_rate(&client).map_err(|e| self.reject(e))?;
         let id = {
             let mut c = self.counts.lock().expect("limits lock");
             let limit = self.config.max_open_connections;
@@ -228,12 +255,13 @@ impl Limits {
     /// Admits one more subscription for `client`, served over `transport`.
     pub fn subscribe(
         self: &Arc<Self>,
-        client: IpAddr,
+        client: impl Into<ClientId>,
         transport: Transport,
     ) -> Result<SubscriptionPermit, LimitError> {
+        let client = client.into();
         let mut c = self.counts.lock().expect("limits lock");
         let limit = self.config.max_subscriptions_per_client;
-        let n = c.per_client.entry(client).or_insert(0);
+        let n = c.per_client.entry(client.clone()).or_insert(0);
         if limit != 0 && *n >= limit {
             drop(c);
             return Err(self.reject(LimitError::MaxSubscriptions { client, limit }));
@@ -324,7 +352,7 @@ mod tests {
             Err(LimitError::MaxSubscriptions { .. })
         ));
         assert!(
-            l.subscribe("10.0.0.2".parse().unwrap(), Transport::WebSocket)
+            l.subscribe("10.0.0.2".parse::<IpAddr>().unwrap(), Transport::WebSocket)
                 .is_ok()
         );
         drop(s);

@@ -9,7 +9,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Every `reason` of `stream_connection_rejected`.
-pub const REJECTION_REASONS: [&str; 8] = [
+pub const REJECTION_REASONS: [&str; 12] = [
     "max_connections",
     "max_subscriptions",
     "connect_rate",
@@ -18,6 +18,10 @@ pub const REJECTION_REASONS: [&str; 8] = [
     "not_websocket",
     "origin_not_allowed",
     "unavailable",
+    "token_missing",
+    "token_invalid",
+    "token_expired",
+    "permission_denied",
 ];
 
 /// Every `reason` of `stream_replays_refused`: `since_height` older than the window (or the

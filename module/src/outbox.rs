@@ -28,6 +28,8 @@ pub enum CloseReason {
     OutOfRange(String),
     /// The request cannot be served as asked (`since_height` above the latest height).
     InvalidArgument(String),
+    /// The token the stream was opened with expired (token auth).
+    TokenExpired,
 }
 
 impl std::fmt::Display for CloseReason {
@@ -35,6 +37,9 @@ impl std::fmt::Display for CloseReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CloseReason::Shutdown => f.write_str("the node is shutting down"),
+            CloseReason::TokenExpired => {
+                f.write_str("the token expired; reconnect with a new one (and since_height)")
+            }
             CloseReason::Failed(m)
             | CloseReason::OutOfRange(m)
             | CloseReason::InvalidArgument(m) => f.write_str(m),

@@ -504,11 +504,24 @@ enabled = true
 ###############################################################################
 [stream]
 enable = true
-# New connections (WebSocket, SSE, gRPC streams) each client IP may open: "N/s", "N/min" or
-# "N/h", with up to connect_burst at once; "0" = unlimited. Over it: HTTP 429 + Retry-After,
-# gRPC RESOURCE_EXHAUSTED.
+# New connections (WebSocket, SSE, gRPC streams) each client (its IP; with [stream.auth], its
+# token's subject) may open: "N/s", "N/min" or "N/h", with up to connect_burst at once; "0" =
+# unlimited. Over it: HTTP 429 + Retry-After, gRPC RESOURCE_EXHAUSTED.
 connect_rate = "120/min"
 connect_burst = 60
+
+# Token auth, off while this table is commented out: every stream then needs a JWT
+# (`Authorization: Bearer <JWT>`, gRPC metadata `authorization`, or `?token=<JWT>`). The
+# token's `sub` is the client that max_subscriptions_per_client and connect_rate count; an
+# optional `stream` claim narrows it: {"types": ["bank/balances"], "addresses": ["juno1..."]}.
+# Paths are relative to the node's home.
+# [stream.auth]
+# algorithm = "HS256"                    # or "RS256" / "EdDSA" with public_key_file
+# secret_file = "config/stream-jwt.key"  # HS256: at least 32 bytes
+# public_key_file = "config/stream-jwt.pem"
+# audience = "stream"                    # optional: tokens must carry this aud
+# issuer = "https://auth.example"        # optional: tokens must carry this iss
+# leeway = "5s"                          # clock skew allowed on exp / nbf
 "#
     .into()
 }

@@ -62,7 +62,7 @@ mod enabled {
             home: &Home,
             config: &NodeConfig,
         ) -> anyhow::Result<Option<Stream>> {
-            let stream = StreamConfig::from_table(&config.app.stream)
+            let stream = StreamConfig::from_table_at(&config.app.stream, &home.0)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", home.app_toml().display()))?;
             if !stream.enable {
                 return Ok(None);

@@ -1,107 +1,116 @@
-//! The six RPCs' requests as typed subscriptions: each request names its key through the
-//! shared checks of `chain`, so every RPC refuses a bad field with the same words.
+//! The six RPCs' requests: each names its stream type and hands its fields to the request
+//! edge's one parser (`edge::subscription_key`), so every transport refuses a bad field with
+//! the same words.
 
 use crate::chain::{Chain, RequestError, start_from};
+use crate::edge::{Naming, Param, StreamType, subscription_key};
 use crate::handle::Start;
 use crate::key::SubscriptionKey;
 use stream_proto::juno::stream::v1::*;
-use tonic::Status;
 
-/// A request of one of the six RPCs: the key its fields name and its `since_height`.
+/// A request of one of the six RPCs: its stream type, its fields and its `since_height`.
 pub(crate) trait StreamRequest {
+    /// The stream type the RPC serves.
+    const STREAM: StreamType;
+
     /// Field 10: 0 = snapshot first, N > 0 = every change after height N.
     fn since_height(&self) -> i64;
 
-    /// The key the request's fields name, each field checked by the shared rules of `chain`.
-    fn key(&self, chain: &Chain) -> Result<SubscriptionKey, RequestError>;
+    /// The field holding `param` (`None`: the RPC has no such field).
+    fn param(&self, param: Param) -> Option<&str>;
 }
 
 /// Checks a request's fields: where its subscription starts and what it follows.
-pub(crate) fn parse_request(
+pub(crate) fn parse_request<R: StreamRequest>(
     chain: &Chain,
-    request: &impl StreamRequest,
+    request: &R,
 ) -> Result<(Start, SubscriptionKey), RequestError> {
-    start_from(request.since_height()).and_then(|start| Ok((start, request.key(chain)?)))
-}
-
-/// The one place a refused request becomes a gRPC status: `INVALID_ARGUMENT`, with a message
-/// that names the field.
-pub(crate) fn invalid_argument(e: RequestError) -> Status {
-    Status::invalid_argument(e.to_string())
+    let start = start_from(request.since_height())?;
+    let key = subscription_key(chain, R::STREAM, Naming::Grpc, |p| request.param(p))?;
+    Ok((start, key))
 }
 
 impl StreamRequest for StreamBalanceRequest {
+    const STREAM: StreamType = StreamType::Balance;
+
     fn since_height(&self) -> i64 {
         self.since_height
     }
 
-    fn key(&self, c: &Chain) -> Result<SubscriptionKey, RequestError> {
-        Ok(SubscriptionKey::Balance {
-            address: c.account("address", &self.address)?,
-            denom: c.denom(&self.denom)?,
-        })
+    fn param(&self, param: Param) -> Option<&str> {
+        match param {
+            Param::Address => Some(&self.address),
+            Param::Denom => Some(&self.denom),
+            _ => None,
+        }
     }
 }
 
 impl StreamRequest for StreamAllBalancesRequest {
+    const STREAM: StreamType = StreamType::Balances;
+
     fn since_height(&self) -> i64 {
         self.since_height
     }
 
-    fn key(&self, c: &Chain) -> Result<SubscriptionKey, RequestError> {
-        Ok(SubscriptionKey::Balances {
-            address: c.account("address", &self.address)?,
-        })
+    fn param(&self, param: Param) -> Option<&str> {
+        (param == Param::Address).then_some(&self.address)
     }
 }
 
 impl StreamRequest for StreamDelegationsRequest {
+    const STREAM: StreamType = StreamType::Delegations;
+
     fn since_height(&self) -> i64 {
         self.since_height
     }
 
-    fn key(&self, c: &Chain) -> Result<SubscriptionKey, RequestError> {
-        Ok(SubscriptionKey::Delegations {
-            delegator: c.account("delegator_address", &self.delegator_address)?,
-        })
+    fn param(&self, param: Param) -> Option<&str> {
+        (param == Param::Delegator).then_some(&self.delegator_address)
     }
 }
 
 impl StreamRequest for StreamDelegationRequest {
+    const STREAM: StreamType = StreamType::Delegation;
+
     fn since_height(&self) -> i64 {
         self.since_height
     }
 
-    fn key(&self, c: &Chain) -> Result<SubscriptionKey, RequestError> {
-        Ok(SubscriptionKey::Delegation {
-            delegator: c.account("delegator_address", &self.delegator_address)?,
-            validator: c.validator("validator_address", &self.validator_address)?,
-        })
+    fn param(&self, param: Param) -> Option<&str> {
+        match param {
+            Param::Delegator => Some(&self.delegator_address),
+            Param::Validator => Some(&self.validator_address),
+            _ => None,
+        }
     }
 }
 
 impl StreamRequest for StreamUnbondingDelegationsRequest {
+    const STREAM: StreamType = StreamType::UnbondingDelegations;
+
     fn since_height(&self) -> i64 {
         self.since_height
     }
 
-    fn key(&self, c: &Chain) -> Result<SubscriptionKey, RequestError> {
-        Ok(SubscriptionKey::UnbondingDelegations {
-            delegator: c.account("delegator_address", &self.delegator_address)?,
-        })
+    fn param(&self, param: Param) -> Option<&str> {
+        (param == Param::Delegator).then_some(&self.delegator_address)
     }
 }
 
 impl StreamRequest for StreamUnbondingDelegationRequest {
+    const STREAM: StreamType = StreamType::UnbondingDelegation;
+
     fn since_height(&self) -> i64 {
         self.since_height
     }
 
-    fn key(&self, c: &Chain) -> Result<SubscriptionKey, RequestError> {
-        Ok(SubscriptionKey::UnbondingDelegation {
-            delegator: c.account("delegator_address", &self.delegator_address)?,
-            validator: c.validator("validator_address", &self.validator_address)?,
-        })
+    fn param(&self, param: Param) -> Option<&str> {
+        match param {
+            Param::Delegator => Some(&self.delegator_address),
+            Param::Validator => Some(&self.validator_address),
+            _ => None,
+        }
     }
 }
 
@@ -112,8 +121,9 @@ mod tests {
 
     use crate::fuzzing::chain as juno;
 
-    fn refusal(r: &impl StreamRequest) -> (tonic::Code, String) {
-        let status = invalid_argument(parse_request(&juno(), r).expect_err("refused"));
+    fn refusal<R: StreamRequest>(r: &R) -> (tonic::Code, String) {
+        let status =
+            crate::edge::Refusal::Request(parse_request(&juno(), r).expect_err("refused")).grpc();
         (status.code(), status.message().to_string())
     }
 

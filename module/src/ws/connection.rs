@@ -6,14 +6,14 @@
 use super::Encoding;
 use super::control::{self, Reply};
 use crate::config::WebSocketConfig;
+use crate::edge::{Caller, Refusal};
 use crate::handle::{Handle, Subscription};
-use crate::limits::{ConnectionPermit, SubscriptionPermit};
+use crate::limits::{ClientId, ConnectionPermit, SubscriptionPermit};
 use crate::metrics::Transport;
 use crate::outbox::{CloseReason, Next, shutting_down};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
@@ -85,13 +85,10 @@ impl Conn {
         let _ = self.send(Message::Close(Some(frame))).await;
     }
 
-    async fn close_for(&mut self, r: CloseReason) {
-        let code = match r {
-            CloseReason::Shutdown => close_code::AWAY,
-            CloseReason::Failed(_) | CloseReason::InvalidArgument(_) => close_code::ERROR,
-            CloseReason::OutOfRange(_) => GONE,
-        };
-        self.close(code, &truncate(&r.to_string())).await
+    /// Closes with the code and words of `r` (the request edge's one mapping).
+    async fn close_for(&mut self, r: impl Into<Refusal>) {
+        let r = r.into();
+        self.close(r.close_code(), &truncate(&r.to_string())).await
     }
 
     /// The next event: a frame (any frame resets the idle deadline), a ping due, or idleness.
@@ -148,11 +145,6 @@ fn violation(e: axum::Error) -> Inbound {
         _ => Inbound::Gone,
     }
 }
-
-/// Close code of a resumed subscription that cannot continue from where it is (fell behind
-/// its queue, or blocks were skipped): a private-use code (4000-4999) mirroring HTTP 410; the
-/// reason says which height to resume from, or to re-snapshot.
-pub(crate) const GONE: u16 = 4410;
 
 /// Close reason for a silent client.
 const IDLE: &str = "idle timeout: nothing received, not even a pong";
@@ -213,13 +205,22 @@ pub(super) async fn single(
 pub(super) async fn multiplexed(
     socket: WebSocket,
     handle: Handle,
-    client: IpAddr,
+    caller: Caller,
     _connection: ConnectionPermit,
     seat: SubscriptionPermit,
     config: Arc<WebSocketConfig>,
 ) {
+    let client = &caller.client;
     let mut shutdown = handle.shutdown.clone();
     let mut shutdown = std::pin::pin!(shutting_down(&mut shutdown));
+    // With token auth, the connection (and every subscription on it) ends when the token
+    // expires: close code 4001.
+    let mut expired = std::pin::pin!(async {
+        match caller.expires() {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    });
     let mut seat = Some(seat);
     let mut c = Conn::new(socket, config);
     let (updates_tx, mut updates) = mpsc::channel::<(String, Next)>(MUX_QUEUE);
@@ -229,6 +230,10 @@ pub(super) async fn multiplexed(
         let alive = tokio::select! {
             _ = &mut shutdown => {
                 c.close_for(CloseReason::Shutdown).await;
+                false
+            }
+            _ = &mut expired => {
+                c.close_for(CloseReason::TokenExpired).await;
                 false
             }
             // A frame a forwarder queued before its subscription was unsubscribed is dropped:
@@ -261,9 +266,9 @@ pub(super) async fn multiplexed(
                         Ok(control::Request::Subscribe { id, key, start }) => {
                             let permit = match seat.take() {
                                 Some(seat) => Ok(seat),
-                                None => handle.limits.subscribe(client, Transport::WebSocket),
+                                None => handle.limits.subscribe(client.clone(), Transport::WebSocket),
                             };
-                            match control::subscribe(&handle, permit, id, key, start).await {
+                            match control::subscribe(&handle, &caller, permit, id, key, start).await {
                                 Err(reply) => {
                                     if !send_reply(&mut c, reply).await {
                                         break;
@@ -323,20 +328,23 @@ async fn send_reply(c: &mut Conn, reply: Reply) -> bool {
 async fn reseat(
     c: &mut Conn,
     handle: &Handle,
-    client: IpAddr,
+    client: &ClientId,
     subs: &HashMap<String, JoinHandle<()>>,
     seat: &mut Option<SubscriptionPermit>,
 ) -> bool {
     if !subs.is_empty() || seat.is_some() {
         return true;
     }
-    match handle.limits.subscribe(client, Transport::WebSocket) {
+    match handle
+        .limits
+        .subscribe(client.clone(), Transport::WebSocket)
+    {
         Ok(s) => {
             *seat = Some(s);
             true
         }
         Err(e) => {
-            c.close(close_code::POLICY, &truncate(&e.to_string())).await;
+            c.close_for(e).await;
             false
         }
     }

@@ -5,8 +5,9 @@
 //! Error codes follow HTTP: 400 bad request, 404 unknown subscription, 429 subscription
 //! limit, 503 unavailable.
 
-use super::request::{parse_stream, start_from};
+use super::request::start_from;
 use crate::chain::Chain;
+use crate::edge::{Caller, Naming, Param, Refusal, StreamType, subscription_key};
 use crate::handle::{Handle, Start, Subscription};
 use crate::key::SubscriptionKey;
 use crate::limits::{LimitError, SubscriptionPermit};
@@ -76,9 +77,6 @@ struct Fields<'a> {
     #[serde(borrow, default)]
     params: Option<&'a RawValue>,
 }
-
-/// The string parameters of the streams (`since_height` and `subscription` are read apart).
-const STREAM_PARAMS: [&str; 4] = ["address", "denom", "delegator", "validator"];
 
 const EXAMPLE: &str =
     r#"{"id":1,"method":"subscribe","stream":"bank/balances","params":{"address":"..."}}"#;
@@ -262,20 +260,21 @@ pub fn parse(chain: &Chain, metrics: &Metrics, message: &str) -> Result<Request,
             let start = start_from(since_height(&params).as_deref())
                 .map_err(|e| refused(error(&id, 400, e.to_string())))?;
             let mut values = BTreeMap::new();
-            for name in STREAM_PARAMS {
-                let expected = match name {
-                    "denom" => format!("a denom such as {}", chain.bond_denom),
-                    "validator" => format!("a {}1... address", chain.validator_prefix),
-                    _ => format!("a {}1... address", chain.account_prefix),
-                };
+            for p in Param::ALL {
+                let name = p.name(Naming::Http);
                 let field = format!("params.{name}");
-                if let Some(v) =
-                    text(&id, &field, params.get(name).copied(), &expected).map_err(refused)?
+                if let Some(v) = text(&id, &field, params.get(name).copied(), &p.expected(chain))
+                    .map_err(refused)?
                 {
                     values.insert(name, v);
                 }
             }
-            let key = parse_stream(chain, &stream, |k| values.get(k).map(String::as_str))
+            let key = StreamType::named(&stream)
+                .and_then(|s| {
+                    subscription_key(chain, s, Naming::Http, |p| {
+                        values.get(p.name(Naming::Http)).map(String::as_str)
+                    })
+                })
                 .map_err(|e| refused(error(&id, 400, e.to_string())))?;
             Ok(Request::Subscribe { id, key, start })
         }
@@ -308,28 +307,35 @@ pub fn parse(chain: &Chain, metrics: &Metrics, message: &str) -> Result<Request,
     }
 }
 
-/// Admits and registers a subscription; on success the snapshot waits in its outbox.
+/// Admits and registers a subscription of `caller` (what its token allows, then the slot);
+/// on success the snapshot waits in its outbox.
 pub async fn subscribe(
     handle: &Handle,
+    caller: &Caller,
     permit: Result<SubscriptionPermit, LimitError>,
     id: Id,
     key: SubscriptionKey,
     start: Start,
 ) -> Result<(Id, Subscription), Reply> {
-    let permit = permit.map_err(|e| error(&id, 429, e.to_string()))?;
-    match handle.subscribe(key, start, permit).await {
+    let admitted = async {
+        caller
+            .allows(&key, &handle.chain)
+            .map_err(|r| r.count(&handle.metrics))?;
+        let permit = permit?;
+        handle
+            .subscribe(key, start, permit)
+            .await
+            .map_err(|r| Refusal::Closed(r).count(&handle.metrics))
+    };
+    match admitted.await {
         Ok(sub) => Ok((id, sub)),
-        Err(r) => Err(error(&id, code(&r), r.to_string())),
+        Err(r) => Err(refusal(&id, &r)),
     }
 }
 
-/// The one place a server-side end becomes a `/ws` error code.
-fn code(r: &CloseReason) -> u16 {
-    match r {
-        CloseReason::Shutdown | CloseReason::Failed(_) => 503,
-        CloseReason::OutOfRange(_) => 410,
-        CloseReason::InvalidArgument(_) => 400,
-    }
+/// A refusal as a `/ws` error reply: the request edge's HTTP status as the code.
+fn refusal(id: &Id, r: &Refusal) -> Reply {
+    error(id, r.http_status().as_u16(), r.to_string())
 }
 
 /// `{"id":..,"result":{"subscription":sid}}`.
@@ -368,7 +374,9 @@ pub fn update(sid: &str, data: &str) -> String {
 
 /// The server ended a subscription.
 pub fn ended(sid: &str, r: &CloseReason) -> String {
-    json!({"subscription": sid, "error": {"code": code(r), "message": r.to_string()}}).to_string()
+    let r = Refusal::Closed(r.clone());
+    json!({"subscription": sid, "error": {"code": r.http_status().as_u16(), "message": r.to_string()}})
+        .to_string()
 }
 
 #[cfg(test)]

@@ -1,34 +1,34 @@
 //! WebSocket streams on the node's API port (DESIGN.md 4.2): six path routes with one
 //! subscription per connection, and the multiplexed `/ws` endpoint with JSON control
-//! messages; and the same six path routes as Server-Sent Events (`sse`). Requests are checked before the upgrade (path and addresses: 400, origin: 403,
-//! connection limit: 503, subscription limit: 429), each with a JSON `{"error": ...}` body and
-//! a `stream_connection_rejected{reason}` count.
+//! messages; and the same six path routes as Server-Sent Events (`sse`). Requests are
+//! checked before the upgrade (path and addresses: 400, token: 401 / 403, origin: 403,
+//! connection limit: 503, subscription limit and connect rate: 429), each answered by the
+//! request edge's `Refusal` (a JSON `{"error": ...}` body and a
+//! `stream_connection_rejected{reason}` count).
 
 mod connection;
 pub(crate) mod control;
 mod request;
 mod sse;
 
+use crate::auth::bearer;
 use crate::chain::RequestError;
 use crate::config::WebSocketConfig;
+use crate::edge::{Caller, Naming, Param, Refusal, StreamType, subscription_key};
 use crate::handle::{Handle, Start};
 use crate::key::SubscriptionKey;
-use crate::limits::LimitError;
 use crate::metrics::Transport;
-use crate::outbox::CloseReason;
 use axum::Router;
 use axum::extract::path::ErrorKind;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-pub(crate) use request::{STREAMS, parse_stream};
 
 /// Bytes a WebSocket connection reads into at a time: a `/ws` subscribe is a few hundred
 /// bytes, a pong a few. tungstenite zero-fills this much before every read attempt (each
@@ -57,171 +57,69 @@ struct PathRequest {
     key: SubscriptionKey,
     start: Start,
     encoding: Encoding,
-}
-
-/// A refusal before the upgrade: status + `{"error": message}`.
-#[derive(Debug)]
-pub(crate) struct HttpError {
-    status: StatusCode,
-    message: String,
-    /// `Retry-After` seconds (429 for the connect rate).
-    retry_after: Option<u64>,
-}
-
-impl IntoResponse for HttpError {
-    fn into_response(self) -> Response {
-        let body = axum::Json(serde_json::json!({"error": self.message}));
-        if self.status == StatusCode::UPGRADE_REQUIRED {
-            // RFC 9110 15.5.22: a 426 names the protocol to switch to.
-            return (
-                self.status,
-                [(axum::http::header::UPGRADE, "websocket")],
-                body,
-            )
-                .into_response();
-        }
-        if let Some(secs) = self.retry_after {
-            return (
-                self.status,
-                [(axum::http::header::RETRY_AFTER, secs.to_string())],
-                body,
-            )
-                .into_response();
-        }
-        (self.status, body).into_response()
-    }
+    /// `?token=`.
+    token: Option<String>,
 }
 
 impl WsState {
-    fn reject(
-        &self,
-        status: StatusCode,
-        reason: &'static str,
-        message: impl Into<String>,
-    ) -> HttpError {
-        self.handle.metrics.rejected(reason).inc();
-        HttpError {
-            status,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-
-    fn bad_request(&self, e: RequestError) -> HttpError {
-        self.reject(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
-    }
-
-    /// The one place a subscription the module could not open becomes an HTTP refusal
-    /// (the handle already counted replay refusals).
-    fn refused(&self, r: CloseReason) -> HttpError {
-        match r {
-            CloseReason::Shutdown | CloseReason::Failed(_) => self.reject(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                r.to_string(),
-            ),
-            CloseReason::OutOfRange(m) => self.reject(StatusCode::GONE, "out_of_window", m),
-            CloseReason::InvalidArgument(m) => HttpError {
-                status: StatusCode::BAD_REQUEST,
-                message: m,
-                retry_after: None,
-            },
-        }
+    /// Counts a refusal decided here.
+    fn refuse(&self, r: impl Into<Refusal>) -> Refusal {
+        r.into().count(&self.handle.metrics)
     }
 
     /// A path route's subscription: its key from the path, where it starts from the query's
-    /// `since_height` (or `resume_after`, which takes precedence: SSE's `Last-Event-ID`), and
-    /// the frames' `encoding`.
+    /// `since_height` (or `resume_after`, which takes precedence: SSE's `Last-Event-ID`), the
+    /// frames' `encoding`, and the `token`.
     fn path_request(
         &self,
-        stream: &str,
+        stream: StreamType,
         params: PathParams,
         query: QueryParams,
         resume_after: Option<Start>,
-    ) -> Result<PathRequest, HttpError> {
-        let Path(params) = params.map_err(|e| self.bad_request(path_error(e)))?;
-        let Query(query) = query.map_err(|e| self.bad_request(query_error(e)))?;
-        let once = |name: &'static str| {
-            let mut values = query.iter().filter(|(k, _)| k == name);
-            let first = values.next().map(|(_, v)| v.as_str());
-            match values.next() {
-                Some(_) => Err(self.bad_request(RequestError::Repeated(name))),
-                None => Ok(first),
-            }
-        };
-        let start = request::start_from(once("since_height")?).map_err(|e| self.bad_request(e))?;
+    ) -> Result<PathRequest, Refusal> {
+        let Path(params) = params.map_err(|e| self.refuse(path_error(e)))?;
+        let Query(query) = query.map_err(|e| self.refuse(query_error(e)))?;
+        let once = |name: &'static str| once(&query, name).map_err(|e| self.refuse(e));
+        let start = request::start_from(once("since_height")?).map_err(|e| self.refuse(e))?;
         let encoding = match once("encoding")? {
             None | Some("json") => Encoding::Json,
             Some("proto") => Encoding::Proto,
             Some(other) => {
-                return Err(self.bad_request(RequestError::UnknownEncoding(other.to_string())));
+                return Err(self.refuse(RequestError::UnknownEncoding(other.to_string())));
             }
         };
-        let key = parse_stream(&self.handle.chain, stream, |k| {
-            params.get(k).map(String::as_str)
+        let token = once("token")?.map(str::to_string);
+        let key = subscription_key(&self.handle.chain, stream, Naming::Http, |p| {
+            params.get(p.name(Naming::Http)).map(String::as_str)
         })
-        .map_err(|e| self.bad_request(e))?;
+        .map_err(|e| self.refuse(e))?;
         Ok(PathRequest {
             key,
             start: resume_after.unwrap_or(start),
             encoding,
+            token,
         })
     }
 
-    /// Admits `client` over `transport` and opens its one subscription: the subscription
-    /// slot first, so a refused request never counts as a connection.
-    async fn open(
+    /// Who is asking: the client's IP (through trusted proxies) and, with auth on, the
+    /// checked token (`Authorization: Bearer`, or `?token=`).
+    fn caller(
         &self,
-        client: std::net::IpAddr,
-        transport: Transport,
-        key: SubscriptionKey,
-        start: Start,
-    ) -> Result<(crate::handle::Subscription, crate::limits::ConnectionPermit), HttpError> {
-        let limits = &self.handle.limits;
-        let permit = limits
-            .subscribe(client, transport)
-            .map_err(|e| self.limit(e))?;
-        let connection = limits
-            .connect(transport, client)
-            .map_err(|e| self.limit(e))?;
-        let sub = self
-            .handle
-            .subscribe(key, start, permit)
-            .await
-            .map_err(|r| self.refused(r))?;
-        Ok((sub, connection))
-    }
-
-    /// Limits already counted the rejection.
-    fn limit(&self, e: LimitError) -> HttpError {
-        let (status, retry_after) = match e {
-            LimitError::MaxConnections { .. } | LimitError::ShuttingDown => {
-                (StatusCode::SERVICE_UNAVAILABLE, None)
-            }
-            LimitError::MaxSubscriptions { .. } => (StatusCode::TOO_MANY_REQUESTS, None),
-            LimitError::ConnectRate {
-                retry_after_secs, ..
-            } => (StatusCode::TOO_MANY_REQUESTS, Some(retry_after_secs)),
-        };
-        HttpError {
-            status,
-            message: e.to_string(),
-            retry_after,
-        }
+        peer: SocketAddr,
+        headers: &HeaderMap,
+        token: Option<&str>,
+    ) -> Result<Caller, Refusal> {
+        let ip = request::client_ip(peer, headers, &self.config);
+        let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+        let token = bearer(authorization, token).map_err(|e| self.refuse(e))?;
+        self.handle.caller(ip, token)
     }
 
     /// A browser's `Origin` must be in `allowed_origins` (403 otherwise).
-    fn check_origin(&self, headers: &HeaderMap) -> Result<(), HttpError> {
+    fn check_origin(&self, headers: &HeaderMap) -> Result<(), Refusal> {
         let origin = headers.get("origin").and_then(|o| o.to_str().ok());
         if !self.config.origin_allowed(origin) {
-            return Err(self.reject(
-                StatusCode::FORBIDDEN,
-                "origin_not_allowed",
-                format!(
-                    "origin {:?} is not allowed ([stream] allowed_origins in app.toml)",
-                    origin.unwrap_or_default()
-                ),
-            ));
+            return Err(self.refuse(Refusal::Origin(origin.unwrap_or_default().to_string())));
         }
         Ok(())
     }
@@ -231,19 +129,17 @@ impl WsState {
         &self,
         upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
         headers: &HeaderMap,
-    ) -> Result<WebSocketUpgrade, HttpError> {
-        let upgrade = upgrade.map_err(|e| match e {
-            // A WebSocket handshake, but a broken one: the client's bug, not a plain request.
-            WebSocketUpgradeRejection::WebSocketKeyHeaderMissing(_) => self.reject(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                format!("invalid WebSocket handshake: {e}"),
-            ),
-            _ => self.reject(
-                StatusCode::UPGRADE_REQUIRED,
-                "not_websocket",
-                format!("this endpoint speaks WebSocket ({e}); connect with a WebSocket client, e.g. websocat"),
-            ),
+    ) -> Result<WebSocketUpgrade, Refusal> {
+        let upgrade = upgrade.map_err(|e| {
+            self.refuse(match e {
+                // A WebSocket handshake, but a broken one: the client's bug, not a plain request.
+                WebSocketUpgradeRejection::WebSocketKeyHeaderMissing(_) => {
+                    Refusal::Handshake(format!("invalid WebSocket handshake: {e}"))
+                }
+                _ => Refusal::NotWebSocket(format!(
+                    "this endpoint speaks WebSocket ({e}); connect with a WebSocket client, e.g. websocat"
+                )),
+            })
         })?;
         self.check_origin(headers)?;
         // The frame bound makes the library refuse an oversize frame from its header, before
@@ -263,6 +159,20 @@ impl WsState {
     }
 }
 
+/// The value of query parameter `name`, refused when given more than once (rather than one
+/// of its values picked).
+fn once<'q>(
+    query: &'q [(String, String)],
+    name: &'static str,
+) -> Result<Option<&'q str>, RequestError> {
+    let mut values = query.iter().filter(|(k, _)| k == name);
+    let first = values.next().map(|(_, v)| v.as_str());
+    match values.next() {
+        Some(_) => Err(RequestError::Repeated(name)),
+        None => Ok(first),
+    }
+}
+
 /// The WebSocket routes, to merge into the node's API router. The router needs
 /// `into_make_service_with_connect_info::<SocketAddr>()` to know client addresses.
 pub(crate) fn router(handle: Handle, config: WebSocketConfig) -> Router {
@@ -271,16 +181,11 @@ pub(crate) fn router(handle: Handle, config: WebSocketConfig) -> Router {
         config: Arc::new(config),
     };
     let mut r = Router::new().route("/ws", get(multiplexed));
-    for (stream, params) in PATH_ROUTES {
+    for stream in StreamType::ALL {
+        let path = path_template(stream);
         r = r
-            .route(
-                &format!("/ws/subscribe/{stream}/{params}"),
-                get(path_route(stream)),
-            )
-            .route(
-                &format!("/sse/subscribe/{stream}/{params}"),
-                get(sse::route(stream)),
-            );
+            .route(&format!("/ws/subscribe/{path}"), get(path_route(stream)))
+            .route(&format!("/sse/subscribe/{path}"), get(sse::route(stream)));
     }
     // `{*rest}` needs at least one character: `/ws/` itself would get the router's empty 404
     // (found by the ws_request fuzz target).
@@ -292,17 +197,19 @@ pub(crate) fn router(handle: Handle, config: WebSocketConfig) -> Router {
         .with_state(state)
 }
 
-/// The six streams' path routes: the stream's name and its parameters' path segments. The
-/// WebSocket routes are `/ws/subscribe/<stream>/<params>`, the SSE ones
-/// `/sse/subscribe/<stream>/<params>`.
-const PATH_ROUTES: [(&str, &str); 6] = [
-    (STREAMS[0], "{address}/{*denom}"),
-    (STREAMS[1], "{address}"),
-    (STREAMS[2], "{delegator}"),
-    (STREAMS[3], "{delegator}/{validator}"),
-    (STREAMS[4], "{delegator}"),
-    (STREAMS[5], "{delegator}/{validator}"),
-];
+/// A stream's path route after `/ws/subscribe/` or `/sse/subscribe/`: its name, then one
+/// segment per parameter (a denom, last, may hold slashes: `ibc/27394FB0...`).
+fn path_template(stream: StreamType) -> String {
+    let mut path = stream.name().to_string();
+    for p in stream.params() {
+        let name = p.name(Naming::Http);
+        match p {
+            Param::Denom => path.push_str(&format!("/{{*{name}}}")),
+            _ => path.push_str(&format!("/{{{name}}}")),
+        }
+    }
+    path
+}
 
 type PathParams = Result<Path<HashMap<String, String>>, PathRejection>;
 /// In order and with repeats, so that a repeated `since_height` is refused rather than one of
@@ -337,7 +244,7 @@ fn query_error(e: QueryRejection) -> RequestError {
 /// A handler for one of the six single-subscription routes.
 #[allow(clippy::type_complexity)]
 fn path_route(
-    stream: &'static str,
+    stream: StreamType,
 ) -> impl Fn(
     State<WsState>,
     ConnectInfo<SocketAddr>,
@@ -364,19 +271,23 @@ async fn single(
     ws: WsState,
     peer: SocketAddr,
     headers: HeaderMap,
-    stream: &'static str,
+    stream: StreamType,
     params: PathParams,
     query: QueryParams,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Result<Response, HttpError> {
+) -> Result<Response, Refusal> {
     let PathRequest {
         key,
         start,
         encoding,
+        token,
     } = ws.path_request(stream, params, query, None)?;
     let upgrade = ws.accept(upgrade, &headers)?;
-    let client = request::client_ip(peer, &headers, &ws.config);
-    let (sub, connection) = ws.open(client, Transport::WebSocket, key, start).await?;
+    let caller = ws.caller(peer, &headers, token.as_deref())?;
+    let (sub, connection) = ws
+        .handle
+        .open(&caller, Transport::WebSocket, key, start)
+        .await?;
     let config = ws.config.clone();
     let shutdown = ws.handle.shutdown.clone();
     Ok(upgrade.on_upgrade(move |socket| {
@@ -388,47 +299,52 @@ async fn multiplexed(
     State(ws): State<WsState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    query: QueryParams,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let upgrade = match ws.accept(upgrade, &headers) {
-        Ok(u) => u,
-        Err(e) => return e.into_response(),
-    };
-    let client = request::client_ip(peer, &headers, &ws.config);
-    // The seat first (an empty connection counts toward its client's share), so a refused
-    // request never counts as a connection.
-    let seat = match ws.handle.limits.subscribe(client, Transport::WebSocket) {
-        Ok(s) => s,
-        Err(e) => return ws.limit(e).into_response(),
-    };
-    let connection = match ws.handle.limits.connect(Transport::WebSocket, client) {
-        Ok(c) => c,
-        Err(e) => return ws.limit(e).into_response(),
-    };
-    let (handle, config) = (ws.handle.clone(), ws.config.clone());
-    upgrade.on_upgrade(move |socket| {
-        connection::multiplexed(socket, handle, client, connection, seat, config)
-    })
+    match open_multiplexed(ws, peer, headers, query, upgrade) {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
 }
 
-async fn unknown_path(State(ws): State<WsState>, uri: Uri) -> HttpError {
-    ws.reject(
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
+fn open_multiplexed(
+    ws: WsState,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    query: QueryParams,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, Refusal> {
+    let Query(query) = query.map_err(|e| ws.refuse(query_error(e)))?;
+    let token = once(&query, "token").map_err(|e| ws.refuse(e))?;
+    let upgrade = ws.accept(upgrade, &headers)?;
+    let caller = ws.caller(peer, &headers, token)?;
+    // The seat first (an empty connection counts toward its client's share), so a refused
+    // request never counts as a connection.
+    let limits = &ws.handle.limits;
+    let seat = limits.subscribe(caller.client.clone(), Transport::WebSocket)?;
+    let connection = limits.connect(Transport::WebSocket, caller.client.clone())?;
+    let (handle, config) = (ws.handle.clone(), ws.config.clone());
+    Ok(upgrade.on_upgrade(move |socket| {
+        connection::multiplexed(socket, handle, caller, connection, seat, config)
+    }))
+}
+
+async fn unknown_path(State(ws): State<WsState>, uri: Uri) -> Refusal {
+    let streams = StreamType::ALL.map(StreamType::name).join(",");
+    ws.refuse(RequestError::UnknownPath(
         if uri.path().starts_with("/sse") {
             format!(
-                "unknown stream path {}; use /sse/subscribe/{{{}}}/...",
-                uri.path(),
-                STREAMS.join(",")
+                "unknown stream path {}; use /sse/subscribe/{{{streams}}}/...",
+                uri.path()
             )
         } else {
             format!(
-                "unknown stream path {}; use /ws or /ws/subscribe/{{{}}}/...",
-                uri.path(),
-                STREAMS.join(",")
+                "unknown stream path {}; use /ws or /ws/subscribe/{{{streams}}}/...",
+                uri.path()
             )
         },
-    )
+    ))
 }
 
 #[cfg(test)]

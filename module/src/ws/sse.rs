@@ -8,14 +8,15 @@
 //! resume or re-snapshot, 503 on shutdown). Refusals before the stream starts are the
 //! WebSocket routes' HTTP status + JSON body.
 
-use super::{Encoding, HttpError, PathParams, QueryParams, WsState, request};
+use super::{Encoding, PathParams, QueryParams, WsState};
 use crate::chain::{self, RequestError};
+use crate::edge::{Refusal, StreamType};
 use crate::handle::{Start, Subscription};
 use crate::limits::ConnectionPermit;
 use crate::metrics::Transport;
 use crate::outbox::{CloseReason, Next, shutting_down};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
@@ -26,7 +27,7 @@ use tokio::sync::watch;
 /// A handler for one of the six SSE routes.
 #[allow(clippy::type_complexity)]
 pub(super) fn route(
-    stream: &'static str,
+    stream: StreamType,
 ) -> impl Fn(
     State<WsState>,
     ConnectInfo<SocketAddr>,
@@ -50,12 +51,12 @@ pub(super) fn route(
 
 /// `Last-Event-ID`: the height of the last event the client received (an empty one means
 /// none, as the SSE spec resets it so).
-fn last_event_id(ws: &WsState, headers: &HeaderMap) -> Result<Option<Start>, HttpError> {
+fn last_event_id(ws: &WsState, headers: &HeaderMap) -> Result<Option<Start>, Refusal> {
     let Some(v) = headers.get("last-event-id") else {
         return Ok(None);
     };
     let text = v.to_str().map_err(|_| {
-        ws.bad_request(RequestError::LastEventId(
+        ws.refuse(RequestError::LastEventId(
             String::from_utf8_lossy(v.as_bytes()).into_owned(),
         ))
     })?;
@@ -65,30 +66,31 @@ fn last_event_id(ws: &WsState, headers: &HeaderMap) -> Result<Option<Start>, Htt
     }
     let height: i64 = text
         .parse()
-        .map_err(|_| ws.bad_request(RequestError::LastEventId(text.to_string())))?;
+        .map_err(|_| ws.refuse(RequestError::LastEventId(text.to_string())))?;
     chain::start_from(height)
         .map(Some)
-        .map_err(|e| ws.bad_request(e))
+        .map_err(|e| ws.refuse(e))
 }
 
 async fn open(
     ws: WsState,
     peer: SocketAddr,
     headers: HeaderMap,
-    stream: &'static str,
+    stream: StreamType,
     params: PathParams,
     query: QueryParams,
-) -> Result<Response, HttpError> {
+) -> Result<Response, Refusal> {
     let resume_after = last_event_id(&ws, &headers)?;
     let request = ws.path_request(stream, params, query, resume_after)?;
     if request.encoding != Encoding::Json {
-        return Err(ws.bad_request(RequestError::ProtoOverSse));
+        return Err(ws.refuse(RequestError::ProtoOverSse));
     }
     let origin = headers.get(header::ORIGIN).cloned();
     ws.check_origin(&headers)?;
-    let client = request::client_ip(peer, &headers, &ws.config);
+    let caller = ws.caller(peer, &headers, request.token.as_deref())?;
     let (sub, connection) = ws
-        .open(client, Transport::Sse, request.key, request.start)
+        .handle
+        .open(&caller, Transport::Sse, request.key, request.start)
         .await?;
     let events = events(sub, connection, ws.handle.shutdown.clone());
     let mut response = Sse::new(events)
@@ -109,7 +111,8 @@ async fn open(
     Ok(response)
 }
 
-/// What the stream still has to do.
+/// What the stream still has to do. (One per stream; its size only costs a move per event.)
+#[allow(clippy::large_enum_variant)]
 enum State_ {
     Live {
         sub: Subscription,
@@ -163,20 +166,15 @@ fn events(
             }
             Next::Closed(r) => {
                 drop((sub, connection));
-                Some((Ok(error_event(&r)), State_::Done))
+                Some((Ok(error_event(r)), State_::Done))
             }
         }
     }))
 }
 
 /// The last event of a stream that ends.
-fn error_event(r: &CloseReason) -> Event {
-    let code = match r {
-        CloseReason::Shutdown => StatusCode::SERVICE_UNAVAILABLE,
-        CloseReason::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        CloseReason::InvalidArgument(_) => StatusCode::BAD_REQUEST,
-        CloseReason::OutOfRange(_) => StatusCode::GONE,
-    };
-    let body = serde_json::json!({"code": code.as_u16(), "error": r.to_string()});
-    Event::default().event("error").data(body.to_string())
+fn error_event(r: CloseReason) -> Event {
+    Event::default()
+        .event("error")
+        .data(Refusal::Closed(r).sse_error())
 }

@@ -86,7 +86,7 @@ fn setup(args: PluginArgs) -> anyhow::Result<Setup> {
         Some(toml::Value::Table(t)) => t.clone(),
         _ => toml::Table::new(),
     };
-    let stream = StreamConfig::from_table(&stream_table)
+    let stream = StreamConfig::from_table_at(&stream_table, &home.0)
         .map_err(|e| anyhow!("{}: {e}", home.app_toml().display()))?;
     if !stream.enable {
         anyhow::bail!(
