@@ -30,8 +30,9 @@ enum Wire {
     /// `WebSocketTransport` (`/ws`, the `ws` package): a stall is found by its probe,
     /// 500 ms of silence + 1 s unanswered.
     WebSocket,
-    /// `SseTransport` (`fetch`): a stall is found by 500 ms + 1 s of silence; the node sends
-    /// a keepalive comment every 300 ms, so only a stall is that silent.
+    /// `SseTransport` (`fetch`): a stall is found by max(500 ms, the node's 300 ms
+    /// `ping_interval`) + 1 s of silence; the node sends a keepalive comment every 300 ms, so
+    /// only a stall is that silent.
     Sse,
 }
 
@@ -87,6 +88,7 @@ async fn cuts_and_a_stall(wire: Wire) {
         "backoff": {"initialMs": 100, "maxMs": 400},
         "keepaliveIntervalMs": 500,
         "keepaliveTimeoutMs": 1000,
+        "pingIntervalMs": 300,
     });
     let mut follow = Follow::start(&config);
     follow

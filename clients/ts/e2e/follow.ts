@@ -5,8 +5,9 @@
 //   {"sub":0,"state":{"status":"live","endpoint":"ws://..."}}
 //   {"sub":0,"error":"..."}
 // Argument: a JSON config {"endpoints":[..],"subs":[{"stream":"bank/balance","params":{..}}],
-// "backoff":{..},"keepaliveIntervalMs":..,"keepaliveTimeoutMs":..,"transport":"websocket"|"sse"}
-// (default websocket; sse uses Node's own fetch).
+// "backoff":{..},"keepaliveIntervalMs":..,"keepaliveTimeoutMs":..,"transport":"websocket"|"sse",
+// "pingIntervalMs":..} (default websocket; sse uses Node's own fetch; pingIntervalMs: the
+// node's ping_interval, for SSE's stale detection).
 
 import WebSocket from "ws";
 
@@ -20,6 +21,7 @@ interface Config {
   keepaliveIntervalMs?: number;
   keepaliveTimeoutMs?: number;
   transport?: "websocket" | "sse";
+  pingIntervalMs?: number;
 }
 
 const config = JSON.parse(process.argv[2] ?? "{}") as Config;
@@ -66,7 +68,9 @@ const print = (line: unknown) => process.stdout.write(`${JSON.stringify(line)}\n
 const client = new StreamClient({
   endpoints: config.endpoints,
   WebSocket: WebSocket as unknown as WebSocketConstructor,
-  ...(config.transport === "sse" ? { transport: new SseTransport() } : {}),
+  ...(config.transport === "sse"
+    ? { transport: new SseTransport(config.pingIntervalMs ? { pingIntervalMs: config.pingIntervalMs } : {}) }
+    : {}),
   ...(config.backoff ? { backoff: config.backoff } : {}),
   ...(config.keepaliveIntervalMs ? { keepaliveIntervalMs: config.keepaliveIntervalMs } : {}),
   ...(config.keepaliveTimeoutMs ? { keepaliveTimeoutMs: config.keepaliveTimeoutMs } : {}),

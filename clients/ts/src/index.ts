@@ -17,7 +17,15 @@ export {
 export { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 export { StreamClient, type ClientOptions } from "./client.js";
 export { Subscription, type SubscriptionOptions } from "./subscription.js";
-export { type FetchLike, httpFailure, SseTransport, type SseTransportOptions, sseUrl } from "./sse.js";
+export {
+  DEFAULT_PING_INTERVAL_MS,
+  type FetchLike,
+  httpFailure,
+  SseTransport,
+  type SseTransportOptions,
+  sseUrl,
+  staleAfterMs,
+} from "./sse.js";
 export * as topics from "./topics.js";
 export type { Topic } from "./topics.js";
 export type { Failure, OpenRequest, StreamHandle, StreamHandlers, Transport } from "./transport.js";

@@ -17,7 +17,13 @@ export type FetchLike = (
 export interface SseTransportOptions {
   /** The `fetch` implementation; default `globalThis.fetch` (browsers, Node 18+). */
   fetch?: FetchLike;
+  /** The node's `ping_interval` (`[stream]` in app.toml), ms: it sends a `: keepalive`
+   * comment at least this often on a quiet stream. Default 30000, the node's default. */
+  pingIntervalMs?: number;
 }
+
+/** The node's default `ping_interval`, ms. */
+export const DEFAULT_PING_INTERVAL_MS = 30_000;
 
 /** The longest refusal body read for its `{"error": ..}` message, bytes. */
 const MAX_ERROR_BODY = 4096;
@@ -30,15 +36,30 @@ const MAX_ERROR_BODY = 4096;
 export class SseTransport implements Transport {
   readonly name = "sse";
   private readonly fetch: FetchLike | undefined;
+  private readonly pingIntervalMs: number;
 
   constructor(options: SseTransportOptions = {}) {
     const global = (globalThis as { fetch?: FetchLike }).fetch;
     this.fetch = options.fetch ?? (global ? (url, init) => global(url, init) : undefined);
+    this.pingIntervalMs = options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
   }
 
   open(request: OpenRequest, handlers: StreamHandlers): StreamHandle {
-    return new SseStream(this.fetch, request, handlers);
+    return new SseStream(this.fetch, request, handlers, staleAfterMs(request, this.pingIntervalMs));
   }
+}
+
+/**
+ * The silence after which an SSE stream is stale. SSE gives the client no probe to send, so
+ * it waits for the node's own keepalive comments: nothing at all (no update, no comment) for
+ * the longer of the node's ping interval and `keepaliveIntervalMs`, plus
+ * `keepaliveTimeoutMs`. Defaults: max(30 s, 15 s) + 10 s = 40 s.
+ */
+export function staleAfterMs(
+  request: Pick<OpenRequest, "keepaliveIntervalMs" | "keepaliveTimeoutMs">,
+  pingIntervalMs: number,
+): number {
+  return Math.max(request.keepaliveIntervalMs, pingIntervalMs) + request.keepaliveTimeoutMs;
 }
 
 /** The URL of `request`'s stream. */
@@ -72,6 +93,7 @@ class SseStream implements StreamHandle {
     fetch: FetchLike | undefined,
     private readonly request: OpenRequest,
     private readonly handlers: StreamHandlers,
+    private readonly staleAfterMs: number,
   ) {
     if (!fetch) {
       this.later(0, () =>
@@ -164,13 +186,10 @@ class SseStream implements StreamHandle {
     this.finish(httpFailure(code, message));
   }
 
-  /** Stale detection: nothing (no update, not even a keepalive comment, which the node sends
-   * every `ping_interval`) for `keepaliveIntervalMs + keepaliveTimeoutMs`. SSE has no probe
-   * the client could send, so the two add up to one deadline. */
+  /** Stale detection: nothing received for `staleAfterMs` (see `staleAfterMs()`). */
   private keepalive(): void {
-    const { keepaliveIntervalMs: interval, keepaliveTimeoutMs: timeout } = this.request;
-    const limit = interval + timeout;
-    const tick = Math.max(20, Math.min(interval, timeout) / 4);
+    const limit = this.staleAfterMs;
+    const tick = Math.max(20, Math.min(limit, this.request.keepaliveTimeoutMs) / 4);
     const check = () => {
       if (this.done) return;
       if (Date.now() - this.lastReceived >= limit) {

@@ -25,8 +25,8 @@ export interface OpenRequest {
   since: number | undefined;
   /** Longest time until the node accepts the subscription, ms. */
   connectTimeoutMs: number;
-  /** Silence after which the transport probes the connection, ms (SSE, which cannot
-   * probe: silence for this plus `keepaliveTimeoutMs` marks it stale). */
+  /** Silence after which the transport probes the connection, ms (SSE cannot probe: it
+   * waits the longer of this and the node's ping interval, plus `keepaliveTimeoutMs`). */
   keepaliveIntervalMs: number;
   /** A probe unanswered this long marks the connection stale, ms. */
   keepaliveTimeoutMs: number;

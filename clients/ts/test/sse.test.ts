@@ -5,8 +5,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
+import { StreamClient } from "../src/client.js";
 import { EventStreamParser, type ServerSentEvent } from "../src/event-stream.js";
-import { type FetchLike, SseTransport, httpFailure, sseUrl } from "../src/sse.js";
+import { type FetchLike, SseTransport, httpFailure, sseUrl, staleAfterMs } from "../src/sse.js";
 import * as topics from "../src/topics.js";
 import type { Failure, OpenRequest } from "../src/transport.js";
 import { sleep } from "./fakes.js";
@@ -141,11 +142,15 @@ class FakeFetch {
   end(): void {
     this.body?.close();
   }
+  /** The connection dies mid-stream. */
+  cut(): void {
+    this.body?.error(new TypeError("terminated"));
+  }
 }
 
 function open(fake: FakeFetch, since: number | undefined, extra: Partial<OpenRequest> = {}) {
   const events: Array<["open"] | ["update", unknown] | ["end", Failure]> = [];
-  const handle = new SseTransport({ fetch: fake.fetch }).open(
+  const handle = new SseTransport({ fetch: fake.fetch, pingIntervalMs: 50 }).open(
     {
       endpoint: "http://node:1317",
       topic: topics.balance(ADDRESS, "ujuno") as never,
@@ -220,6 +225,12 @@ test("refusals and `event: error` end the stream with the right failure", async 
   }
 });
 
+test("stale after max(keepaliveIntervalMs, the node's ping interval) + keepaliveTimeoutMs", () => {
+  const defaults = { keepaliveIntervalMs: 15_000, keepaliveTimeoutMs: 10_000 };
+  assert.equal(staleAfterMs(defaults, 30_000), 40_000, "a default node's 30 s keepalive is no stall");
+  assert.equal(staleAfterMs({ keepaliveIntervalMs: 500, keepaliveTimeoutMs: 1000 }, 300), 1500);
+});
+
 test("silence for keepaliveIntervalMs + keepaliveTimeoutMs is stale; comments are life", async () => {
   const fake = new FakeFetch();
   const { events } = open(fake, undefined, { keepaliveIntervalMs: 100, keepaliveTimeoutMs: 100 });
@@ -255,4 +266,40 @@ test("no answer within connectTimeoutMs is retry; close aborts and silences", as
   fake.push('event: update\ndata: {"height":5}\n\n');
   await sleep(100);
   assert.deepEqual(events, [["open"]], "nothing after close, not even stale");
+});
+
+test("through StreamClient: a cut SSE stream resumes with since_height = the last height delivered", async () => {
+  const fake = new FakeFetch();
+  const client = new StreamClient({
+    endpoints: ["http://node:1317"],
+    transport: new SseTransport({ fetch: fake.fetch }),
+    backoff: { initialMs: 10, maxMs: 10 },
+  });
+  const sub = client.balance(ADDRESS, "ujuno");
+  const update = (h: number) =>
+    `id: ${h}\nevent: update\ndata: {"denom":"ujuno","amount":"${h}","height":${h}}\n\n`;
+  await sleep(10);
+  fake.push(`: subscribed\n\n${update(41)}${update(42)}id: 43\nevent: upd`);
+  await sleep(10);
+  fake.cut();
+  const deadline = Date.now() + 1000;
+  while (fake.calls.length < 2 && Date.now() < deadline) await sleep(5);
+  const base = `http://node:1317/sse/subscribe/bank/balance/${ADDRESS}/ujuno`;
+  assert.deepEqual(
+    fake.calls.map((c) => c.url),
+    [base, `${base}?since_height=42`],
+  );
+  await sleep(10);
+  fake.push(`: subscribed\n\n${update(43)}`);
+  const got: Array<[number, string, string]> = [];
+  for await (const u of sub) {
+    got.push([u.height, u.kind, u.value.amount]);
+    if (got.length === 3) break;
+  }
+  assert.deepEqual(got, [
+    [41, "snapshot", "41"],
+    [42, "change", "42"],
+    [43, "change", "43"],
+  ]);
+  assert.equal(fake.calls[1]?.signal.aborted, true, "leaving the loop closes the stream");
 });
