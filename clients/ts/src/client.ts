@@ -43,9 +43,8 @@ export class StreamClient {
     }
     for (const e of options.endpoints) {
       if (!/^(wss?|https?):\/\//.test(e)) {
-        throw new Error(
-          `endpoint ${JSON.stringify(e)}: expected ws(s)://HOST:PORT (WebSocket) or http(s)://HOST:PORT (SSE)`,
-        );
+        const expected = "ws(s)://HOST:PORT (WebSocket) or http(s)://HOST:PORT (SSE)";
+        throw new Error(`endpoint ${JSON.stringify(e)}: expected ${expected}`);
       }
     }
     const transportOptions = options.WebSocket ? { WebSocket: options.WebSocket } : {};

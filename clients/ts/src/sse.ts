@@ -133,7 +133,8 @@ class SseStream implements StreamHandle {
     }
     const type = response.headers.get("content-type") ?? "";
     if (!type.toLowerCase().startsWith("text/event-stream") || !response.body) {
-      this.finish({ kind: "retry", message: `${url} answered ${type || "no content type"}, not an event stream` });
+      const what = type || "no content type";
+      this.finish({ kind: "retry", message: `${url} answered ${what}, not an event stream` });
       return;
     }
     this.opened = true;

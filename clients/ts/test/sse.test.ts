@@ -196,16 +196,26 @@ test("streams updates; an event cut mid-way waits for its end; a stream ending i
 });
 
 test("refusals and `event: error` end the stream with the right failure", async () => {
+  const json = { "content-type": "application/json" };
   const refusal = (status: number, body: string) =>
-    new FakeFetch(() => new Response(body, { status, headers: { "content-type": "application/json" } }));
+    new FakeFetch(() => new Response(body, { status, headers: json }));
+  const url = `http://node:1317/sse/subscribe/bank/balance/${ADDRESS}/ujuno?since_height=3`;
+  const html = () => new Response("<html>", { status: 200, headers: { "content-type": "text/html" } });
+  const outside = "since_height 3 is outside the replay window; oldest 9";
   const cases: Array<[FakeFetch, Failure]> = [
-    [refusal(410, '{"error":"since_height 3 is outside the replay window; oldest 9"}'), { kind: "gone", message: "410: since_height 3 is outside the replay window; oldest 9" }],
-    [refusal(400, '{"error":"address: invalid bech32"}'), { kind: "invalid", message: "address: invalid bech32" }],
+    [refusal(410, JSON.stringify({ error: outside })), { kind: "gone", message: `410: ${outside}` }],
+    [
+      refusal(400, '{"error":"address: invalid bech32"}'),
+      { kind: "invalid", message: "address: invalid bech32" },
+    ],
     [refusal(403, '{"error":"origin not allowed"}'), { kind: "invalid", message: "403: origin not allowed" }],
     [refusal(429, '{"error":"too many"}'), { kind: "retry", message: "429: too many" }],
     [refusal(503, "busy"), { kind: "retry", message: "503: busy" }],
-    [new FakeFetch(() => new TypeError("fetch failed")), { kind: "retry", message: `http://node:1317/sse/subscribe/bank/balance/${ADDRESS}/ujuno?since_height=3: TypeError: fetch failed` }],
-    [new FakeFetch(() => new Response("<html>", { status: 200, headers: { "content-type": "text/html" } })), { kind: "retry", message: `http://node:1317/sse/subscribe/bank/balance/${ADDRESS}/ujuno?since_height=3 answered text/html, not an event stream` }],
+    [
+      new FakeFetch(() => new TypeError("fetch failed")),
+      { kind: "retry", message: `${url}: TypeError: fetch failed` },
+    ],
+    [new FakeFetch(html), { kind: "retry", message: `${url} answered text/html, not an event stream` }],
   ];
   for (const [fake, want] of cases) {
     const { events } = open(fake, 3);
