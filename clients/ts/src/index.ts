@@ -24,6 +24,7 @@ export {
   SseTransport,
   type SseTransportOptions,
   sseUrl,
+  retryAfterMs,
   staleAfterMs,
 } from "./sse.js";
 export * as topics from "./topics.js";

@@ -128,7 +128,10 @@ class SseStream implements StreamHandle {
     });
     if (this.done) return;
     if (response.status !== 200) {
-      this.finish(httpFailure(response.status, await errorMessage(response)));
+      const failure = httpFailure(response.status, await errorMessage(response));
+      const retryAfter = retryAfterMs(response.headers.get("retry-after"));
+      if (failure.kind === "retry" && retryAfter !== undefined) failure.retryAfterMs = retryAfter;
+      this.finish(failure);
       return;
     }
     const type = response.headers.get("content-type") ?? "";
@@ -222,6 +225,13 @@ class SseStream implements StreamHandle {
     this.timers.clear();
     this.abort.abort();
   }
+}
+
+/** A `Retry-After` of whole seconds (what the node sends with 429), in ms. A page on another
+ * origin cannot read the header (it is not CORS-exposed): the backoff alone applies there. */
+export function retryAfterMs(header: string | null): number | undefined {
+  if (header === null || !/^\s*[0-9]+\s*$/.test(header)) return undefined;
+  return Number(header) * 1000;
 }
 
 /** The `error` of a refusal's JSON body, else its text (bounded), else its status text. */

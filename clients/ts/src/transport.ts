@@ -14,6 +14,9 @@ import type { Topic } from "./topics.js";
 export interface Failure {
   kind: "retry" | "gone" | "invalid";
   message: string;
+  /** For `retry`: the node asked to wait at least this long (HTTP `Retry-After`), ms; the
+   * backoff's delay applies when it is longer. */
+  retryAfterMs?: number;
 }
 
 /** What a transport opens. */

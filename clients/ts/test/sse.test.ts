@@ -7,7 +7,7 @@ import { test } from "node:test";
 
 import { StreamClient } from "../src/client.js";
 import { EventStreamParser, type ServerSentEvent } from "../src/event-stream.js";
-import { type FetchLike, SseTransport, httpFailure, sseUrl, staleAfterMs } from "../src/sse.js";
+import { type FetchLike, SseTransport, httpFailure, retryAfterMs, sseUrl, staleAfterMs } from "../src/sse.js";
 import * as topics from "../src/topics.js";
 import type { Failure, OpenRequest } from "../src/transport.js";
 import { sleep } from "./fakes.js";
@@ -89,6 +89,13 @@ test("the URL: the path route, since_height, ws endpoints read as http", () => {
     sseUrl({ endpoint: "wss://node", topic: topics.balances(ADDRESS) as never, since: 41 }),
     `https://node/sse/subscribe/bank/balances/${ADDRESS}?since_height=41`,
   );
+});
+
+test("Retry-After: whole seconds only", () => {
+  assert.equal(retryAfterMs("2"), 2000);
+  assert.equal(retryAfterMs(" 10 "), 10_000);
+  assert.equal(retryAfterMs(null), undefined);
+  assert.equal(retryAfterMs("Wed, 21 Oct 2015 07:28:00 GMT"), undefined);
 });
 
 test("refusals become failures", () => {
@@ -211,6 +218,10 @@ test("refusals and `event: error` end the stream with the right failure", async 
     [refusal(403, '{"error":"origin not allowed"}'), { kind: "invalid", message: "403: origin not allowed" }],
     [refusal(429, '{"error":"too many"}'), { kind: "retry", message: "429: too many" }],
     [refusal(503, "busy"), { kind: "retry", message: "503: busy" }],
+    [
+      new FakeFetch(() => new Response("{}", { status: 429, headers: { "retry-after": "3" } })),
+      { kind: "retry", message: "429: {}", retryAfterMs: 3000 },
+    ],
     [
       new FakeFetch(() => new TypeError("fetch failed")),
       { kind: "retry", message: `${url}: TypeError: fetch failed` },
