@@ -1,7 +1,8 @@
-//! End-to-end: the TypeScript client (`clients/ts`, WebSocket `/ws`) under Node against the
-//! real node, through a TCP proxy that cuts its connections at random moments and stalls
-//! them once without closing. What each subscription delivered is held against the standard
-//! queries at every height (the gap checker): the snapshot, then every change exactly once.
+//! End-to-end: the TypeScript client (`clients/ts`) under Node against the real node, over
+//! WebSocket (`/ws`) and over Server-Sent Events (`/sse/subscribe/...`, Node's `fetch`),
+//! through a TCP proxy that cuts its connections at random moments and stalls them once
+//! without closing. What each subscription delivered is held against the standard queries
+//! at every height (the gap checker): the snapshot, then every change exactly once.
 
 mod client_support;
 mod gap_support;
@@ -23,8 +24,29 @@ use support::accounts::{BOND_DENOM, address};
 
 const DRAIN: Duration = Duration::from_millis(1_500);
 
+/// The wire the client streams over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wire {
+    /// `WebSocketTransport` (`/ws`, the `ws` package): a stall is found by its probe,
+    /// 500 ms of silence + 1 s unanswered.
+    WebSocket,
+    /// `SseTransport` (`fetch`): a stall is found by max(500 ms, the node's 300 ms
+    /// `ping_interval`) + 1 s of silence; the node sends a keepalive comment every 300 ms, so
+    /// only a stall is that silent.
+    Sse,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_change_exactly_once_through_random_cuts_and_a_stall() {
+    cuts_and_a_stall(Wire::WebSocket).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_sse_every_change_exactly_once_through_random_cuts_and_a_stall() {
+    cuts_and_a_stall(Wire::Sse).await;
+}
+
+async fn cuts_and_a_stall(wire: Wire) {
     let seed = std::env::var("STREAM_CLIENT_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -36,9 +58,12 @@ async fn every_change_exactly_once_through_random_cuts_and_a_stall() {
         });
     println!("seed {seed} (STREAM_CLIENT_SEED={seed} repeats the cut moments)");
     let mut rng = Rng::new(seed);
-    let options = TestNodeOptions::default()
+    let mut options = TestNodeOptions::default()
         .simulate(10)
         .rpc("max_subscriptions_per_client", 0);
+    if wire == Wire::Sse {
+        options = options.stream("ping_interval", "300ms");
+    }
     let run = Run::start(options).await;
     let proxy = Proxy::start(run.node.api_addr()).await;
     let keys = [
@@ -47,8 +72,13 @@ async fn every_change_exactly_once_through_random_cuts_and_a_stall() {
         StreamKey::delegations("carol"),
         StreamKey::unbonding_delegations("alice"),
     ];
+    let (endpoint, transport, checked_as) = match wire {
+        Wire::WebSocket => (proxy.ws_url(), "websocket", Transport::WsMux),
+        Wire::Sse => (proxy.http_url(), "sse", Transport::Sse),
+    };
     let config = json!({
-        "endpoints": [proxy.ws_url()],
+        "transport": transport,
+        "endpoints": [endpoint],
         "subs": [
             {"stream": "bank/balance", "params": {"address": address("alice"), "denom": BOND_DENOM}},
             {"stream": "bank/balances", "params": {"address": address("bob")}},
@@ -58,6 +88,7 @@ async fn every_change_exactly_once_through_random_cuts_and_a_stall() {
         "backoff": {"initialMs": 100, "maxMs": 400},
         "keepaliveIntervalMs": 500,
         "keepaliveTimeoutMs": 1000,
+        "pingIntervalMs": 300,
     });
     let mut follow = Follow::start(&config);
     follow
@@ -74,7 +105,7 @@ async fn every_change_exactly_once_through_random_cuts_and_a_stall() {
     };
     cut_for(&mut rng, 8).await;
 
-    // A stall: open, nothing moving. The client's keepalive probe (500 ms + 1 s) finds it.
+    // A stall: open, nothing moving. The client's keepalive (500 ms + 1 s) finds it.
     tokio::time::sleep(Duration::from_secs(1)).await;
     for i in 0..keys.len() {
         follow
@@ -91,9 +122,15 @@ async fn every_change_exactly_once_through_random_cuts_and_a_stall() {
         .wait_state(0, Duration::from_secs(5), |s| s["status"] == "live")
         .await;
     println!("stalled {stalled} connections: noticed after {noticed:?}, live again {back:?} later");
+    // Over SSE the 1.5 s of silence began with the last keepalive comment, <= 300 ms (plus
+    // the proxy's 50 ms poll) before the stall.
+    let earliest = match wire {
+        Wire::WebSocket => Duration::from_millis(500),
+        Wire::Sse => Duration::from_millis(1_100),
+    };
     assert!(
-        noticed >= Duration::from_millis(500) && noticed < Duration::from_secs(4),
-        "a stalled connection is found by the keepalive probe (500 ms + 1 s), took {noticed:?}"
+        noticed >= earliest && noticed < Duration::from_secs(4),
+        "a stalled connection is found by the keepalive (500 ms + 1 s), took {noticed:?}"
     );
     let after: Vec<usize> = before.iter().map(|n| n + 1).collect();
     follow.wait_for_items(&after, Duration::from_secs(10)).await;
@@ -110,20 +147,13 @@ async fn every_change_exactly_once_through_random_cuts_and_a_stall() {
             .enumerate()
             .map(|(i, key)| {
                 assert!(subs[i].errors.is_empty(), "{key:?}: {:?}", subs[i].errors);
-                transcript(
-                    i,
-                    Transport::WsMux,
-                    "ts cuts",
-                    key.clone(),
-                    &subs[i].got,
-                    stop,
-                )
+                transcript(i, checked_as, "ts cuts", key.clone(), &subs[i].got, stop)
             })
             .collect()
     };
     let (violations, stats) = run.violations(&transcripts).await;
     assert!(violations.is_empty(), "{violations:#?}");
-    println!("{cuts} cuts, 1 stall, {arrivals} connections; checked: {stats:?}");
+    println!("{wire:?}: {cuts} cuts, 1 stall, {arrivals} connections; checked: {stats:?}");
     assert!(cuts >= 8, "only {cuts} cuts");
     assert!(stats.messages > 100, "{stats:?}");
 }

@@ -1,12 +1,15 @@
 // The wallet page: three subscriptions of the TypeScript client (balances, delegations,
 // unbonding delegations of one address), rendered as they change, with one connection
 // indicator for the three. Every update is also kept in `window.wallet.log` (what the
-// browser test reads to check the page missed nothing).
+// browser test reads to check the page missed nothing). `?transport=sse` streams over
+// Server-Sent Events (`/sse/subscribe/...`) instead of the WebSocket `/ws`.
 
-import { StreamClient } from "../../clients/ts/dist/index.js";
+import { SseTransport, StreamClient } from "../../clients/ts/dist/index.js";
 
 const params = new URLSearchParams(location.search);
-const endpoint = params.get("endpoint") ?? `ws://${location.hostname || "127.0.0.1"}:1317`;
+const sse = params.get("transport") === "sse";
+const host = location.hostname || "127.0.0.1";
+const endpoint = params.get("endpoint") ?? (sse ? `http://${host}:1317` : `ws://${host}:1317`);
 const address = params.get("address") ?? "juno1ccwqzcnvkdvxp7yql57gyxyy853vz4s36rn0am";
 
 const $ = (id) => document.getElementById(id);
@@ -14,7 +17,10 @@ const wallet = { log: [], states: {} };
 window.wallet = wallet;
 $("address").textContent = address;
 
-const client = new StreamClient({ endpoints: [endpoint] });
+const client = new StreamClient({
+  endpoints: [endpoint],
+  ...(sse ? { transport: new SseTransport() } : {}),
+});
 
 function row(cells, test) {
   const tr = document.createElement("tr");

@@ -5,11 +5,13 @@
 //   {"sub":0,"state":{"status":"live","endpoint":"ws://..."}}
 //   {"sub":0,"error":"..."}
 // Argument: a JSON config {"endpoints":[..],"subs":[{"stream":"bank/balance","params":{..}}],
-// "backoff":{..},"keepaliveIntervalMs":..,"keepaliveTimeoutMs":..}.
+// "backoff":{..},"keepaliveIntervalMs":..,"keepaliveTimeoutMs":..,"transport":"websocket"|"sse",
+// "pingIntervalMs":..} (default websocket; sse uses Node's own fetch; pingIntervalMs: the
+// node's ping_interval, for SSE's stale detection).
 
 import WebSocket from "ws";
 
-import { StreamClient, type Topic, topics } from "../src/index.js";
+import { SseTransport, StreamClient, type Topic, topics } from "../src/index.js";
 import type { WebSocketConstructor } from "../src/websocket.js";
 
 interface Config {
@@ -18,6 +20,8 @@ interface Config {
   backoff?: { initialMs?: number; maxMs?: number };
   keepaliveIntervalMs?: number;
   keepaliveTimeoutMs?: number;
+  transport?: "websocket" | "sse";
+  pingIntervalMs?: number;
 }
 
 const config = JSON.parse(process.argv[2] ?? "{}") as Config;
@@ -64,6 +68,9 @@ const print = (line: unknown) => process.stdout.write(`${JSON.stringify(line)}\n
 const client = new StreamClient({
   endpoints: config.endpoints,
   WebSocket: WebSocket as unknown as WebSocketConstructor,
+  ...(config.transport === "sse"
+    ? { transport: new SseTransport(config.pingIntervalMs ? { pingIntervalMs: config.pingIntervalMs } : {}) }
+    : {}),
   ...(config.backoff ? { backoff: config.backoff } : {}),
   ...(config.keepaliveIntervalMs ? { keepaliveIntervalMs: config.keepaliveIntervalMs } : {}),
   ...(config.keepaliveTimeoutMs ? { keepaliveTimeoutMs: config.keepaliveTimeoutMs } : {}),

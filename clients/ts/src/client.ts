@@ -10,9 +10,11 @@ import { type WebSocketConstructor, WebSocketTransport } from "./websocket.js";
 
 export interface ClientOptions {
   /** Endpoints, tried in order: a subscription stays on the one serving it and moves to the
-   * next (round robin) when an attempt fails. WebSocket: `ws://HOST:1317` (the API port). */
+   * next (round robin) when an attempt fails. WebSocket: `ws://HOST:1317` (the API port);
+   * SSE: `http://HOST:1317`. */
   endpoints: string[];
-  /** The wire; default WebSocket (`/ws`). */
+  /** The wire; default WebSocket (`/ws`). `new SseTransport()` streams over Server-Sent
+   * Events (`/sse/subscribe/...`) instead. */
   transport?: Transport;
   /** The WebSocket implementation for the default transport; default
    * `globalThis.WebSocket`. Under Node 20 pass the `ws` package's. */
@@ -41,7 +43,8 @@ export class StreamClient {
     }
     for (const e of options.endpoints) {
       if (!/^(wss?|https?):\/\//.test(e)) {
-        throw new Error(`endpoint ${JSON.stringify(e)}: expected ws://HOST:PORT or wss://HOST:PORT`);
+        const expected = "ws(s)://HOST:PORT (WebSocket) or http(s)://HOST:PORT (SSE)";
+        throw new Error(`endpoint ${JSON.stringify(e)}: expected ${expected}`);
       }
     }
     const transportOptions = options.WebSocket ? { WebSocket: options.WebSocket } : {};

@@ -196,7 +196,8 @@ export class Subscription<T> implements AsyncIterable<Update<T>> {
     }
     this.reconnects += 1;
     this.setState({ status: "reconnecting", attempt: this.reconnects });
-    const delay = wait ? this.options.backoff.delay(this.failures, this.options.random) : 0;
+    const backoff = wait ? this.options.backoff.delay(this.failures, this.options.random) : 0;
+    const delay = wait ? Math.max(backoff, failure.retryAfterMs ?? 0) : 0;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.connect();

@@ -8,7 +8,7 @@ export interface Topic<T> {
   readonly stream: string;
   /** `/ws` subscribe params (without `since_height`). */
   readonly params: Readonly<Record<string, string>>;
-  /** The path route under `/ws/subscribe/` (and, later, `/sse/subscribe/`), e.g.
+  /** The path route under `/ws/subscribe/` and `/sse/subscribe/`, e.g.
    * `bank/balance/juno1.../ujuno`. */
   readonly path: string;
   /** Splits an update's JSON into its height and value; throws on a malformed update. */

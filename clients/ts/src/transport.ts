@@ -1,6 +1,6 @@
 // The seam between a subscription and a wire: a transport opens one stream and reports what
-// happens to it. WebSocket (`/ws`) is the one built; an SSE transport (`/sse/subscribe/...`,
-// `Last-Event-ID` resume) implements the same interface once the node serves SSE.
+// happens to it: WebSocket (`/ws`, websocket.ts) and Server-Sent Events (`/sse/subscribe/...`,
+// sse.ts).
 
 import type { Topic } from "./topics.js";
 
@@ -14,18 +14,22 @@ import type { Topic } from "./topics.js";
 export interface Failure {
   kind: "retry" | "gone" | "invalid";
   message: string;
+  /** For `retry`: the node asked to wait at least this long (HTTP `Retry-After`), ms; the
+   * backoff's delay applies when it is longer. */
+  retryAfterMs?: number;
 }
 
 /** What a transport opens. */
 export interface OpenRequest {
-  /** The endpoint, as configured (e.g. `ws://127.0.0.1:1317`). */
+  /** The endpoint, as configured (e.g. `ws://127.0.0.1:1317`, `http://127.0.0.1:1317`). */
   endpoint: string;
   topic: Topic<unknown>;
   /** Resume after this height; undefined: snapshot first. */
   since: number | undefined;
   /** Longest time until the node accepts the subscription, ms. */
   connectTimeoutMs: number;
-  /** Silence after which the transport probes the connection, ms. */
+  /** Silence after which the transport probes the connection, ms (SSE cannot probe: it
+   * waits the longer of this and the node's ping interval, plus `keepaliveTimeoutMs`). */
   keepaliveIntervalMs: number;
   /** A probe unanswered this long marks the connection stale, ms. */
   keepaliveTimeoutMs: number;

@@ -194,3 +194,14 @@ test("updates queue in order for a slow consumer", async () => {
   );
   assert.ok(s0.closed, "leaving the loop closes the stream");
 });
+
+test("a Retry-After longer than the backoff delays the next attempt", async () => {
+  const transport = new FakeTransport();
+  const sub = client(transport).balances(ADDRESS);
+  const s0 = await transport.stream(0);
+  s0.handlers.end({ kind: "retry", message: "429: too many", retryAfterMs: 150 });
+  const s1 = await transport.stream(1);
+  const waited = s1.openedAt - s0.openedAt;
+  assert.ok(waited >= 148 && waited < 400, `waited ${waited} ms for a 150 ms Retry-After (backoff 10 ms)`);
+  sub.close();
+});
