@@ -6,6 +6,7 @@
 #![allow(missing_docs)]
 
 use crate::chain::Chain;
+use crate::edge::{Naming, Param, StreamType};
 use crate::grpc::{StreamRequest, parse_request};
 use crate::handle::Start;
 use crate::key::SubscriptionKey;
@@ -43,45 +44,28 @@ pub struct Accepted {
 }
 
 fn accepted(chain: &Chain, key: &SubscriptionKey, start: Start) -> Accepted {
-    let account = |a: &Address| chain.account_string(a);
-    let validator = |a: &Address| chain.validator_string(a);
-    let (stream, params) = match key {
-        SubscriptionKey::Balance { address, denom } => (
-            "bank/balance",
-            vec![("address", account(address)), ("denom", denom.clone())],
-        ),
-        SubscriptionKey::Balances { address } => {
-            ("bank/balances", vec![("address", account(address))])
+    let (denom, validator) = match key {
+        SubscriptionKey::Balance { denom, .. } => (Some(denom.clone()), None),
+        SubscriptionKey::Delegation { validator, .. }
+        | SubscriptionKey::UnbondingDelegation { validator, .. } => {
+            (None, Some(chain.validator_string(validator)))
         }
-        SubscriptionKey::Delegations { delegator } => (
-            "staking/delegations",
-            vec![("delegator", account(delegator))],
-        ),
-        SubscriptionKey::Delegation {
-            delegator,
-            validator: v,
-        } => (
-            "staking/delegation",
-            vec![
-                ("delegator", account(delegator)),
-                ("validator", validator(v)),
-            ],
-        ),
-        SubscriptionKey::UnbondingDelegations { delegator } => (
-            "staking/unbonding-delegations",
-            vec![("delegator", account(delegator))],
-        ),
-        SubscriptionKey::UnbondingDelegation {
-            delegator,
-            validator: v,
-        } => (
-            "staking/unbonding-delegation",
-            vec![
-                ("delegator", account(delegator)),
-                ("validator", validator(v)),
-            ],
-        ),
+        _ => (None, None),
     };
+    let stream = StreamType::of(key);
+    let params = stream
+        .params()
+        .iter()
+        .map(|p| {
+            let value = match p {
+                Param::Address | Param::Delegator => chain.account_string(key.account()),
+                Param::Denom => denom.clone().unwrap_or_default(),
+                Param::Validator => validator.clone().unwrap_or_default(),
+            };
+            (p.name(Naming::Http), value)
+        })
+        .collect();
+    let stream = stream.name();
     let since_height = match start {
         Start::Snapshot => 0,
         Start::Since(h) => h,
