@@ -224,12 +224,21 @@ impl Auth {
             .transpose()?;
         Ok(Grant {
             subject: sub.into(),
-            expires: UNIX_EPOCH + Duration::from_secs(exp.saturating_add(self.validation.leeway)),
+            // A token may claim any `exp` up to u64::MAX seconds; no clock reaches that far.
+            expires: UNIX_EPOCH
+                .checked_add(Duration::from_secs(
+                    exp.saturating_add(self.validation.leeway),
+                ))
+                .unwrap_or(SystemTime::now() + FAR_FUTURE),
             types,
             addresses,
         })
     }
 }
+
+/// Later than any stream lives: the deadline of a token whose `exp` is further away (a
+/// monotonic clock cannot represent `exp = u64::MAX`).
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Longest `sub` (it becomes a key of the node's per-client counters).
 const MAX_SUBJECT: usize = 256;
@@ -313,13 +322,13 @@ impl Grant {
         Ok(())
     }
 
-    /// When its streams end.
+    /// When its streams end (at most [`FAR_FUTURE`] from now).
     pub fn deadline(&self) -> tokio::time::Instant {
         let left = self
             .expires
             .duration_since(SystemTime::now())
             .unwrap_or_default();
-        tokio::time::Instant::now() + left
+        tokio::time::Instant::now() + left.min(FAR_FUTURE)
     }
 }
 
@@ -487,6 +496,10 @@ mod tests {
                 .unwrap_err();
             assert!(e.to_string().contains(says), "{claims}: {e}");
         }
+        // The largest `exp` a token can carry neither overflows nor ends the stream.
+        let forever = token(json!({"sub": "a", "exp": u64::MAX, "aud": "stream"}));
+        let grant = auth.verify(Some(&forever), &chain).unwrap();
+        assert!(grant.deadline() > tokio::time::Instant::now() + Duration::from_secs(1 << 30));
         let forged = encode(
             &Header::default(),
             &json!({"sub": "a", "exp": now() + 60, "aud": "stream"}),

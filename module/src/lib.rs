@@ -5,7 +5,8 @@
 //! - it hands over a [`StateReader`] (reads of committed state at a height; a node with
 //!   direct store access implements [`KvReader`] and wraps it in [`DecodingReader`]), the chain's
 //!   prefixes and bond denom ([`Chain`]), the `[stream]` table of `app.toml`
-//!   ([`StreamConfig`]) and CometBFT's `[rpc]` limits ([`LimitsConfig`]);
+//!   ([`StreamConfig`]; [`StreamConfig::from_table_at`] resolves `[stream.auth]` key files
+//!   against the node's home) and CometBFT's `[rpc]` limits ([`LimitsConfig`]);
 //! - it gets a [`CommitListener`] for its commit path (O(1): one `try_send` of a pointer to
 //!   a bounded queue, drained by a thread of the module's; it never blocks or fails the node), the tonic service
 //!   `juno.stream.v1.Query` ([`StreamServer`]: requests bounded to [`MAX_REQUEST_BYTES`]) for
@@ -46,6 +47,12 @@
 //! at the dispatched height. First message = value at a committed height (or, resumed, the
 //! first change after `since_height`), then one message per later block in which the value
 //! changed.
+//!
+//! Every transport's requests pass one edge (`edge`): the six stream types are named there
+//! once, one parser turns (stream type, parameters) into a typed subscription key, the caller
+//! is the IP or, with token auth on (`[stream.auth]`, [`AuthConfig`]), the token's `sub`, and
+//! every refusal or stream end is one `Refusal` answered per transport in one place (gRPC
+//! status, HTTP status + JSON, `/ws` error code, WebSocket close code, SSE `error` event).
 //!
 //! Everything else (dispatcher, outboxes, topics, the window) is private: nothing outside the
 //! module can become a second writer of its state.
