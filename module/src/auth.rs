@@ -222,7 +222,7 @@ impl Auth {
                     .collect::<Result<Vec<_>, _>>()
             })
             .transpose()?;
-        Ok(Grant {
+        let grant = Grant {
             subject: sub.into(),
             // A token may claim any `exp` up to u64::MAX seconds; no clock reaches that far.
             expires: UNIX_EPOCH
@@ -232,7 +232,13 @@ impl Auth {
                 .unwrap_or(SystemTime::now() + FAR_FUTURE),
             types,
             addresses,
-        })
+        };
+        // `jsonwebtoken` compares whole seconds: a token is still valid in the second its
+        // `exp` falls in, although its streams would end at once.
+        if grant.expires <= SystemTime::now() {
+            return Err(AuthError::Expired);
+        }
+        Ok(grant)
     }
 }
 
