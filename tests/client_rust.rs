@@ -4,6 +4,9 @@
 //! (the gap checker): the snapshot first, then every change exactly once, across every
 //! reconnect and a failover; backoff delays within the documented bounds; a resume the node
 //! can no longer serve delivered as an explicit `Resynced`; an invalid request a failure.
+//! With token auth on, 3 s tokens from a provider that mints one per call: each consumer
+//! follows its account across at least two expiries, over gRPC and WebSocket, without a gap
+//! or a duplicate; a token narrowed to another address fails with `PermissionDenied`.
 
 mod client_support;
 mod gap_support;
@@ -11,15 +14,19 @@ mod stream_support;
 mod support;
 mod ws_support;
 
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use client_support::auth::{TOKEN_SECS, mint, with_auth};
 use client_support::proxy::Proxy;
 use client_support::run::{Got, Kind, Run, transcript};
 use futures_util::StreamExt;
 use gap_support::rng::Rng;
 use gap_support::target::canonical;
 use gap_support::transcript::{Transcript, Transport};
+use serde_json::{Value as Json, json};
 use stream_client::{
     Backoff, ClientConfig, ConnectionState, Error, StreamClient, Subscription, UpdateKind,
 };
@@ -500,4 +507,146 @@ async fn an_expired_resume_is_an_explicit_resync_and_a_bad_request_fails() {
         matches!(s, ConnectionState::Failed(_))
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiring_tokens_are_renewed_without_losing_a_change() {
+    expiring_tokens(Transport::Grpc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiring_tokens_over_the_websocket_transport_too() {
+    expiring_tokens(Transport::WsPath).await;
+}
+
+/// A provider minting a fresh token for `sub` (with `extra` claims) at every call, and the
+/// number of calls.
+fn provider(
+    sub: &'static str,
+    extra: Json,
+) -> (
+    impl Fn() -> std::future::Ready<Result<String, Infallible>> + Send + Sync + 'static,
+    Arc<AtomicUsize>,
+) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let provider = move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok(mint(sub, &extra)))
+    };
+    (provider, calls)
+}
+
+/// Counts the times `state` becomes live (each is a stream opened with a new token).
+fn count_lives(mut state: watch::Receiver<ConnectionState>) -> Arc<AtomicUsize> {
+    let lives = Arc::new(AtomicUsize::new(usize::from(state.borrow().is_live())));
+    let counted = lives.clone();
+    tokio::spawn(async move {
+        let mut was_live = state.borrow_and_update().is_live();
+        while state.changed().await.is_ok() {
+            let live = state.borrow_and_update().is_live();
+            if live && !was_live {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+            was_live = live;
+        }
+    });
+    lives
+}
+
+/// With auth on and 3 s tokens (no leeway), consumers of four stream types through a client
+/// whose provider mints a new token per call: the node ends every stream when its token
+/// expires (`UNAUTHENTICATED` / close 4001); each consumer must go live at least three times
+/// (two expiries) with nothing cutting its connections, and its sequence must still be
+/// gap-free and duplicate-free. Then a token narrowed to another address fails with
+/// `PermissionDenied`, after one attempt.
+async fn expiring_tokens(transport: Transport) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = Run::start(with_auth(options(), dir.path())).await;
+    let endpoint = match transport {
+        Transport::Grpc => format!("http://{}", run.node.grpc_addr()),
+        _ => format!("ws://{}", run.node.api_addr()),
+    };
+    let websocket = transport != Transport::Grpc;
+    let with_transport = |config: ClientConfig| {
+        if websocket {
+            config.websocket()
+        } else {
+            config
+        }
+    };
+    let (mint_each, minted) = provider("rust-consumer", json!({}));
+    let client = StreamClient::new(with_transport(
+        config(vec![endpoint.clone()]).token_provider(mint_each),
+    ))
+    .expect("config");
+    let mut consumers = consumers(&client);
+    let mut lives = Vec::new();
+    for c in &mut consumers {
+        c.transport = transport;
+        lives.push(count_lives(c.state.clone()));
+    }
+    for c in &consumers {
+        c.wait_for_items(1, Duration::from_secs(10)).await;
+    }
+
+    // Two expiries each: three streams, each opened with its own token.
+    let deadline = Instant::now() + Duration::from_secs(4 * TOKEN_SECS + 10);
+    loop {
+        let now: Vec<usize> = lives.iter().map(|l| l.load(Ordering::SeqCst)).collect();
+        if now.iter().all(|n| *n >= 3) {
+            println!("streams opened per consumer: {now:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "streams opened per consumer {now:?}: each token expiry should end a stream and \
+             the next should open with a new token (states {:?})",
+            consumers
+                .iter()
+                .map(|c| c.state.borrow().to_string())
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let minted_n = minted.load(Ordering::SeqCst);
+    assert!(minted_n >= 12, "{minted_n} tokens minted for 4 x 3 streams");
+
+    // A token for another address: refused with 403 / PERMISSION_DENIED, not retried.
+    let other = json!({"stream": {"addresses": [address("bob")]}});
+    let (narrow, narrow_minted) = provider("rust-narrow", other);
+    let denied = StreamClient::new(with_transport(
+        config(vec![endpoint.clone()]).token_provider(narrow),
+    ))
+    .expect("config");
+    let mut sub = denied.balance(address("alice"), BOND_DENOM);
+    let mut state = sub.state();
+    let first = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("an answer within 10 s");
+    assert!(
+        matches!(&first, Some(Err(Error::PermissionDenied(m))) if m.contains("403") || m.contains("PermissionDenied")),
+        "{first:?}"
+    );
+    println!("narrowed token: {}", first.unwrap().unwrap_err());
+    assert!(sub.next().await.is_none(), "nothing after the error");
+    wait_state(
+        &mut state,
+        Duration::from_secs(1),
+        "failed",
+        |s| matches!(s, ConnectionState::Failed(m) if m.contains("does not allow")),
+    )
+    .await;
+    assert_eq!(
+        narrow_minted.load(Ordering::SeqCst),
+        1,
+        "one attempt, no retry"
+    );
+
+    let messages = finish(&run, &consumers, "token expiry").await;
+    println!(
+        "{}: {minted_n} tokens, {messages} values checked",
+        transport.name()
+    );
+    assert!(messages > 50, "{messages} values");
 }

@@ -3,6 +3,10 @@
 //! through a TCP proxy that cuts its connections at random moments and stalls them once
 //! without closing. What each subscription delivered is held against the standard queries
 //! at every height (the gap checker): the snapshot, then every change exactly once.
+//! With token auth on and 3 s tokens that the client's token function mints anew at every
+//! call, the same holds across at least two expiries per subscription, over `/ws` and over
+//! SSE; a token narrowed to another address fails the subscription with 403, after one
+//! attempt.
 
 mod client_support;
 mod gap_support;
@@ -12,6 +16,7 @@ mod ws_support;
 
 use std::time::{Duration, Instant};
 
+use client_support::auth::{SECRET, TOKEN_SECS, with_auth};
 use client_support::node::Follow;
 use client_support::proxy::Proxy;
 use client_support::run::{Run, transcript};
@@ -156,4 +161,125 @@ async fn cuts_and_a_stall(wire: Wire) {
     println!("{wire:?}: {cuts} cuts, 1 stall, {arrivals} connections; checked: {stats:?}");
     assert!(cuts >= 8, "only {cuts} cuts");
     assert!(stats.messages > 100, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiring_tokens_are_renewed_without_losing_a_change() {
+    expiring_tokens(Wire::WebSocket).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_sse_expiring_tokens_are_renewed_without_losing_a_change() {
+    expiring_tokens(Wire::Sse).await;
+}
+
+/// A node with auth on (HS256, no leeway); four subscriptions whose token functions mint a
+/// 3 s token per call, and a fifth whose token only allows bob's address while it follows
+/// alice. Nothing cuts the connections: every reconnect of the four is a token expiry (close
+/// 4001 on `/ws`, `event: error` with code 401 on SSE). Each must go live at least three
+/// times (two expiries) and deliver every change exactly once; the fifth must fail with 403
+/// after one token.
+async fn expiring_tokens(wire: Wire) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = TestNodeOptions::default()
+        .simulate(10)
+        .rpc("max_subscriptions_per_client", 0);
+    let run = Run::start(with_auth(options, dir.path())).await;
+    let keys = [
+        StreamKey::balance("alice", BOND_DENOM),
+        StreamKey::all_balances("bob"),
+        StreamKey::delegations("carol"),
+        StreamKey::unbonding_delegations("alice"),
+    ];
+    let (endpoint, transport, checked_as) = match wire {
+        Wire::WebSocket => (
+            format!("ws://{}", run.node.api_addr()),
+            "websocket",
+            Transport::WsMux,
+        ),
+        Wire::Sse => (
+            format!("http://{}", run.node.api_addr()),
+            "sse",
+            Transport::Sse,
+        ),
+    };
+    let narrowed = keys.len();
+    let config = json!({
+        "transport": transport,
+        "endpoints": [endpoint],
+        "subs": [
+            {"stream": "bank/balance", "params": {"address": address("alice"), "denom": BOND_DENOM}},
+            {"stream": "bank/balances", "params": {"address": address("bob")}},
+            {"stream": "staking/delegations", "params": {"delegator": address("carol")}},
+            {"stream": "staking/unbonding-delegations", "params": {"delegator": address("alice")}},
+            {"stream": "bank/balances", "params": {"address": address("alice")},
+             "claims": {"stream": {"addresses": [address("bob")]}}},
+        ],
+        "backoff": {"initialMs": 100, "maxMs": 400},
+        "auth": {"secret": SECRET, "ttlSeconds": TOKEN_SECS},
+    });
+    let mut follow = Follow::start(&config);
+    follow
+        .wait_for_items(&[1; 4], Duration::from_secs(15))
+        .await;
+
+    // The narrowed subscription fails at once with the node's 403, and is not retried.
+    follow
+        .wait_state(narrowed, Duration::from_secs(10), |s| {
+            s["status"] == "failed"
+        })
+        .await;
+    let errors = follow.errors(narrowed);
+    assert!(
+        errors.len() == 1 && errors[0].contains("403") && errors[0].contains("does not allow"),
+        "the narrowed token: {errors:?}"
+    );
+    assert_eq!(follow.tokens(narrowed), 1, "one attempt, no retry");
+    assert_eq!(follow.count(narrowed), 0, "nothing delivered");
+
+    // Two expiries each: three streams, each opened with a token of its own.
+    let deadline = Instant::now() + Duration::from_secs(4 * TOKEN_SECS + 10);
+    loop {
+        let lives: Vec<usize> = (0..keys.len()).map(|i| follow.lives(i)).collect();
+        if lives.iter().all(|n| *n >= 3) {
+            let tokens: Vec<usize> = (0..keys.len()).map(|i| follow.tokens(i)).collect();
+            println!("{wire:?}: streams opened {lives:?}, tokens minted {tokens:?}");
+            for (i, (l, t)) in lives.iter().zip(&tokens).enumerate() {
+                assert!(t >= l, "subscription {i}: {l} streams but {t} tokens");
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "streams opened per subscription {lives:?}: each token expiry should end a stream \
+             and the next should open with a new token (last states {:?})",
+            (0..keys.len()).map(|i| follow.state(i)).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let stop = run.node.height().await;
+    tokio::time::sleep(DRAIN).await;
+    follow.stop().await;
+    let transcripts: Vec<Transcript> = {
+        let subs = follow.subs.lock().unwrap();
+        keys.iter()
+            .enumerate()
+            .map(|(i, key)| {
+                assert!(subs[i].errors.is_empty(), "{key:?}: {:?}", subs[i].errors);
+                transcript(
+                    i,
+                    checked_as,
+                    "ts token expiry",
+                    key.clone(),
+                    &subs[i].got,
+                    stop,
+                )
+            })
+            .collect()
+    };
+    let (violations, stats) = run.violations(&transcripts).await;
+    assert!(violations.is_empty(), "{violations:#?}");
+    println!("{wire:?}: checked: {stats:?}");
+    assert!(stats.messages > 50, "{stats:?}");
 }

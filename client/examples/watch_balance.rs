@@ -7,7 +7,9 @@
 //! ```
 //!
 //! `--endpoint` may be given several times (failover); `--ws` streams over WebSocket
-//! (`--endpoint ws://127.0.0.1:1317`).
+//! (`--endpoint ws://127.0.0.1:1317`). For a node with token auth, `--token-file PATH`
+//! presents the JWT in that file, read again at every reconnect: whatever refreshes the file
+//! keeps the stream going across token expiries.
 
 use clap::Parser;
 use futures_util::StreamExt;
@@ -25,6 +27,9 @@ struct Args {
     /// Stream over the WebSocket path routes instead of gRPC.
     #[arg(long)]
     ws: bool,
+    /// A file holding the JWT for a node with token auth, read at every (re)connect.
+    #[arg(long)]
+    token_file: Option<std::path::PathBuf>,
     /// The account (juno1...).
     address: String,
 }
@@ -35,6 +40,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = ClientConfig::new(args.endpoint);
     if args.ws {
         config = config.websocket();
+    }
+    if let Some(path) = args.token_file {
+        config = config.token_provider(move || {
+            let path = path.clone();
+            async move {
+                Ok::<_, std::io::Error>(tokio::fs::read_to_string(path).await?.trim().to_owned())
+            }
+        });
     }
     let client = StreamClient::new(config)?;
     let mut balance = client.balance(&args.address, &args.denom);

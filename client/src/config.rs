@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::backoff::Backoff;
 use crate::error::ConfigError;
+use crate::token::{TokenProvider, TokenSource};
 
 /// Which wire a client speaks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,6 +53,9 @@ pub struct ClientConfig {
     /// keeps only the newest value of a fresh stream, or ends a resumed one (which the client
     /// resumes), so memory stays bounded.
     pub queue: usize,
+    /// The JWT for a node with token auth (`[stream.auth]`); `None` (default): no token.
+    /// Set it with [`ClientConfig::token`] or [`ClientConfig::token_provider`].
+    pub token: Option<TokenSource>,
 }
 
 impl ClientConfig {
@@ -72,7 +76,49 @@ impl ClientConfig {
             idle_timeout: None,
             max_attempts: None,
             queue: 64,
+            token: None,
         }
+    }
+
+    /// Presents `token` (a JWT, without `Bearer `) on every connect: gRPC metadata
+    /// `authorization: Bearer <token>`, or the same `Authorization` header on the WebSocket
+    /// upgrade.
+    ///
+    /// A fixed token stops working when it expires: the node ends the stream
+    /// (`UNAUTHENTICATED` / close 4001) and refuses every reconnect (401), so the
+    /// subscription keeps backing off until [`ClientConfig::max_attempts`]. For anything
+    /// longer-lived than the token, use [`ClientConfig::token_provider`].
+    pub fn token(mut self, token: impl Into<String>) -> ClientConfig {
+        self.token = Some(TokenSource::fixed(token));
+        self
+    }
+
+    /// Asks `provider` for a token before every connect and reconnect, and presents it as
+    /// [`ClientConfig::token`] does.
+    ///
+    /// **Expiry.** When a token expires the node ends the stream (gRPC `UNAUTHENTICATED`,
+    /// WebSocket close 4001); a refused connect is HTTP 401 / `UNAUTHENTICATED` too. The
+    /// client treats all of these like a cut connection: it backs off, asks the provider for
+    /// a new token and resumes from the height of the last value it delivered, so nothing is
+    /// missed and nothing repeats. A provider that mints (or fetches) a fresh token per call
+    /// keeps a subscription alive across any number of expiries.
+    ///
+    /// **Refusal.** A token whose `stream` claim does not allow the subscription (gRPC
+    /// `PERMISSION_DENIED`, HTTP 403) ends it at once with [`crate::Error::PermissionDenied`]
+    /// and [`crate::ConnectionState::Failed`]: the same token would be refused again.
+    ///
+    /// A provider error fails that attempt like a refused connection (backoff, then ask
+    /// again). Each call has [`ClientConfig::connect_timeout`] to answer.
+    ///
+    /// ```no_run
+    /// # use stream_client::ClientConfig;
+    /// # fn mint() -> String { todo!() }
+    /// let config = ClientConfig::new(["http://127.0.0.1:9090"])
+    ///     .token_provider(|| async { Ok::<_, std::convert::Infallible>(mint()) });
+    /// ```
+    pub fn token_provider(mut self, provider: impl TokenProvider) -> ClientConfig {
+        self.token = Some(TokenSource::provider(provider));
+        self
     }
 
     /// The same, on WebSocket.

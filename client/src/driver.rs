@@ -113,6 +113,12 @@ pub(crate) async fn run<T: Topic>(
                 let _ = tx.send(Err(Error::InvalidRequest(message))).await;
                 return;
             }
+            Failure::Denied(message) => {
+                let error = Error::PermissionDenied(message);
+                state.send_replace(ConnectionState::Failed(error.to_string()));
+                let _ = tx.send(Err(error)).await;
+                return;
+            }
             // Resumed and delivered something, then ended (it fell behind): resume again from
             // the new last height, at once and on the same endpoint.
             Failure::Gone(_) if position.since().is_some() && delivered > 0 => wait = false,
@@ -121,7 +127,8 @@ pub(crate) async fn run<T: Topic>(
                 position.resync = true;
                 wait = false;
             }
-            // Anything else (a snapshot stream should never end with OUT_OF_RANGE): back off
+            // Anything else (a snapshot stream should never end with OUT_OF_RANGE; an expired
+            // or refused token, for which the next attempt asks the provider again): back off
             // and try the next endpoint.
             failure => {
                 failures += 1;

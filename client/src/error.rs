@@ -8,6 +8,11 @@ pub enum Error {
     /// a bad address or denom. Retrying cannot help.
     #[error("the node refused the request: {0}")]
     InvalidRequest(String),
+    /// The node accepted the token but its `stream` claim does not allow this subscription
+    /// (gRPC `PERMISSION_DENIED`, HTTP 403). Retrying with the same kind of token cannot
+    /// help: the provider must issue one that allows this stream type and address.
+    #[error("the token does not allow this stream: {0}")]
+    PermissionDenied(String),
     /// [`crate::ClientConfig::max_attempts`] consecutive attempts failed.
     #[error("gave up after {attempts} consecutive failed attempts; the last one: {last}")]
     GaveUp {

@@ -8,9 +8,10 @@ use tonic::{Code, Status};
 
 use crate::attempt::Failure;
 use crate::config::ClientConfig;
-use crate::topic::{Topic, Values};
+use crate::topic::{GrpcCall, Topic, Values};
 
-/// Connects to `endpoint` and opens `topic`'s stream from `since` (None: snapshot first).
+/// Connects to `endpoint` and opens `topic`'s stream from `since` (None: snapshot first),
+/// with `authorization: Bearer <token>` metadata when there is a token.
 ///
 /// A fresh connection per attempt: a subscription that moves on after a failure never reuses
 /// a connection the failure may have left half dead. The connection pings the node after
@@ -21,7 +22,15 @@ pub(crate) async fn open<T: Topic>(
     config: &ClientConfig,
     endpoint: &str,
     since: Option<i64>,
+    token: Option<&str>,
 ) -> Result<Values<T::Value, Failure>, Failure> {
+    let authorization = token
+        .map(|t| {
+            format!("Bearer {t}").parse().map_err(|_| {
+                Failure::Retry("the token provider gave a token that is not ASCII text".into())
+            })
+        })
+        .transpose()?;
     let endpoint = Endpoint::from_shared(endpoint.to_owned())
         .map_err(|e| Failure::Invalid(format!("endpoint {endpoint:?}: {e}")))?
         .connect_timeout(config.connect_timeout)
@@ -34,10 +43,11 @@ pub(crate) async fn open<T: Topic>(
             .connect()
             .await
             .map_err(|e| Failure::Retry(format!("connect: {}", error_chain(&e))))?;
-        topic
-            .grpc(QueryClient::new(channel), since.unwrap_or(0))
-            .await
-            .map_err(failure)
+        let call = GrpcCall {
+            client: QueryClient::new(channel),
+            authorization,
+        };
+        topic.grpc(call, since.unwrap_or(0)).await.map_err(failure)
     };
     let values = tokio::time::timeout(config.connect_timeout, opening)
         .await
@@ -64,6 +74,12 @@ fn failure(status: Status) -> Failure {
         }
         // A bad address or denom: the same everywhere, forever.
         Code::InvalidArgument => Failure::Invalid(status.message().to_owned()),
+        // The token's `stream` claim does not allow this stream: a new token of the same
+        // kind would not either.
+        Code::PermissionDenied => Failure::Denied(message),
+        // No token, an invalid one, or the stream's token expired: back off; the next
+        // attempt asks the provider for a fresh token and resumes from the last height.
+        Code::Unauthenticated => Failure::Retry(message),
         // UNAVAILABLE (node shutting down), RESOURCE_EXHAUSTED (limits), transport errors
         // (UNKNOWN / INTERNAL / CANCELLED from a cut connection), anything else: back off.
         _ => Failure::Retry(message),
@@ -80,4 +96,25 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expired_token_is_retried_and_a_narrower_one_fails() {
+        let expired = Status::unauthenticated(
+            "the token expired; reconnect with a new one (and since_height)",
+        );
+        assert!(matches!(failure(expired), Failure::Retry(m) if m.contains("expired")));
+        assert!(matches!(
+            failure(Status::unauthenticated("token rejected: bad signature")),
+            Failure::Retry(_)
+        ));
+        assert!(matches!(
+            failure(Status::permission_denied("the token does not allow bank/balances")),
+            Failure::Denied(m) if m.contains("does not allow")
+        ));
+    }
 }

@@ -50,10 +50,12 @@
 //!   fresh one, which the node serves in "latest" mode: a consumer that reads slower than
 //!   blocks arrive may skip intermediate heights there (it always gets the newest value).
 //!   Every stream after a reconnect is a resumed one, which delivers every height.
-//! - **Errors end the stream.** Only two: [`Error::InvalidRequest`] (`INVALID_ARGUMENT` /
-//!   HTTP 400: a bad address or denom; never retried) and [`Error::GaveUp`] (after
-//!   [`ClientConfig::max_attempts`] consecutive failures; unlimited by default). A
-//!   `since_height` above a node's latest height (a lagging failover node) is retried.
+//! - **Errors end the stream.** Only three: [`Error::InvalidRequest`] (`INVALID_ARGUMENT` /
+//!   HTTP 400: a bad address or denom; never retried), [`Error::PermissionDenied`]
+//!   (`PERMISSION_DENIED` / HTTP 403: the token does not allow this stream) and
+//!   [`Error::GaveUp`] (after [`ClientConfig::max_attempts`] consecutive failures; unlimited
+//!   by default). A `since_height` above a node's latest height (a lagging failover node) is
+//!   retried.
 //!
 //! # Reconnecting
 //!
@@ -77,6 +79,27 @@
 //!   reconnect. A quiet account legitimately gets no update for hours, so leave it off
 //!   unless updates are known to be frequent; a reconnect is lossless anyway (it resumes).
 //!
+//! # Token auth
+//!
+//! For a node with `[stream.auth]`, give the client a token provider
+//! ([`ClientConfig::token_provider`], or [`ClientConfig::token`] for one fixed token). It is
+//! asked before every connect and reconnect; the token goes out as gRPC metadata
+//! `authorization: Bearer <JWT>`, or as the same `Authorization` header on the WebSocket
+//! upgrade. A stream whose token expires (gRPC `UNAUTHENTICATED`, WebSocket close 4001), and
+//! a connect refused with 401, is reconnected with backoff and a new token, resuming from the
+//! last height delivered: no change is lost. A token whose `stream` claim does not allow the
+//! subscription fails it ([`Error::PermissionDenied`]).
+//!
+//! ```no_run
+//! # use stream_client::{ClientConfig, StreamClient};
+//! # fn mint_token() -> String { todo!() }
+//! let client = StreamClient::new(
+//!     ClientConfig::new(["http://127.0.0.1:9090"])
+//!         .token_provider(|| async { Ok::<_, std::convert::Infallible>(mint_token()) }),
+//! )?;
+//! # Ok::<_, stream_client::ConfigError>(())
+//! ```
+//!
 //! # Transports
 //!
 //! [`Transport::Grpc`] (default; endpoints `http://HOST:9090`) or [`Transport::WebSocket`]
@@ -91,6 +114,7 @@ mod driver;
 mod error;
 mod grpc;
 mod state;
+mod token;
 mod topic;
 mod update;
 mod ws;
@@ -106,6 +130,7 @@ pub use backoff::Backoff;
 pub use config::{ClientConfig, Transport};
 pub use error::{ConfigError, Error};
 pub use state::ConnectionState;
+pub use token::{TokenError, TokenProvider, TokenSource};
 pub use update::{Update, UpdateKind};
 
 /// The Cosmos SDK message types the values are made of.

@@ -19,8 +19,8 @@ pub enum ConnectionState {
         /// 1-based number of this reconnect attempt since the stream was last live.
         attempt: u32,
     },
-    /// The subscription ended for good: the request was invalid, or
-    /// [`crate::ClientConfig::max_attempts`] consecutive attempts failed. The subscription's
+    /// The subscription ended for good: the request was invalid, the token does not allow
+    /// it, or [`crate::ClientConfig::max_attempts`] consecutive attempts failed. The subscription's
     /// stream yields the error, then ends.
     Failed(String),
 }

@@ -14,6 +14,7 @@ use stream_proto::cosmos_sdk_proto::cosmos::staking::v1beta1::{
 use stream_proto::juno::stream::v1::query_client::QueryClient;
 use stream_proto::juno::stream::v1::*;
 use tonic::Status;
+use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::Channel;
 
 /// A stream of `(height, value)` as a transport decodes it.
@@ -30,10 +31,11 @@ pub(crate) trait Topic: Send + Sync + 'static {
     /// The WebSocket path route, `/ws/subscribe/...`, without `since_height`.
     fn ws_path(&self) -> String;
 
-    /// Opens the gRPC stream with `since_height` = `since` (0: snapshot first).
+    /// Opens the gRPC stream with `since_height` = `since` (0: snapshot first), through
+    /// `call`'s client and with its metadata.
     fn grpc(
         &self,
-        client: QueryClient<Channel>,
+        call: GrpcCall,
         since: i64,
     ) -> BoxFuture<'static, Result<Values<Self::Value, Status>, Status>>;
 
@@ -74,11 +76,24 @@ pub(crate) struct Unbondings {
     pub delegator: String,
 }
 
-/// Calls one RPC and maps each response to `(height, value)`.
+/// What a gRPC stream is opened with: a client on the attempt's connection, and the
+/// `authorization` metadata (`Bearer <JWT>`) for a node with token auth.
+pub(crate) struct GrpcCall {
+    pub client: QueryClient<Channel>,
+    pub authorization: Option<AsciiMetadataValue>,
+}
+
+/// Calls one RPC (with the call's metadata) and maps each response to `(height, value)`.
 macro_rules! grpc_stream {
-    ($client:ident, $method:ident, $request:expr, |$r:ident| $value:expr) => {{
-        let mut client = $client;
-        let request = $request;
+    ($call:ident, $method:ident, $request:expr, |$r:ident| $value:expr) => {{
+        let GrpcCall {
+            mut client,
+            authorization,
+        } = $call;
+        let mut request = tonic::Request::new($request);
+        if let Some(value) = authorization {
+            request.metadata_mut().insert("authorization", value);
+        }
         Box::pin(async move {
             let stream = client.$method(request).await?.into_inner();
             let values: Values<_, Status> = stream.map_ok(move |$r| ($r.height, $value)).boxed();
@@ -104,7 +119,7 @@ impl Topic for Balance {
 
     fn grpc(
         &self,
-        client: QueryClient<Channel>,
+        call: GrpcCall,
         since: i64,
     ) -> BoxFuture<'static, Result<Values<Coin, Status>, Status>> {
         let request = StreamBalanceRequest {
@@ -113,7 +128,7 @@ impl Topic for Balance {
             since_height: since,
         };
         let denom = self.denom.clone();
-        grpc_stream!(client, stream_balance, request, |r| r.balance.unwrap_or(
+        grpc_stream!(call, stream_balance, request, |r| r.balance.unwrap_or(
             Coin {
                 denom: denom.clone(),
                 amount: "0".into(),
@@ -139,14 +154,14 @@ impl Topic for Balances {
 
     fn grpc(
         &self,
-        client: QueryClient<Channel>,
+        call: GrpcCall,
         since: i64,
     ) -> BoxFuture<'static, Result<Values<Vec<Coin>, Status>, Status>> {
         let request = StreamAllBalancesRequest {
             address: self.address.clone(),
             since_height: since,
         };
-        grpc_stream!(client, stream_all_balances, request, |r| r.balances)
+        grpc_stream!(call, stream_all_balances, request, |r| r.balances)
     }
 
     fn from_json(json: Json) -> Result<(i64, Vec<Coin>), String> {
@@ -171,7 +186,7 @@ impl Topic for OneDelegation {
 
     fn grpc(
         &self,
-        client: QueryClient<Channel>,
+        call: GrpcCall,
         since: i64,
     ) -> BoxFuture<'static, Result<Values<Self::Value, Status>, Status>> {
         let request = StreamDelegationRequest {
@@ -179,7 +194,7 @@ impl Topic for OneDelegation {
             validator_address: self.validator.clone(),
             since_height: since,
         };
-        grpc_stream!(client, stream_delegation, request, |r| r
+        grpc_stream!(call, stream_delegation, request, |r| r
             .delegation
             .filter(|_| r.found))
     }
@@ -210,14 +225,14 @@ impl Topic for Delegations {
 
     fn grpc(
         &self,
-        client: QueryClient<Channel>,
+        call: GrpcCall,
         since: i64,
     ) -> BoxFuture<'static, Result<Values<Self::Value, Status>, Status>> {
         let request = StreamDelegationsRequest {
             delegator_address: self.delegator.clone(),
             since_height: since,
         };
-        grpc_stream!(client, stream_delegations, request, |r| r.delegations)
+        grpc_stream!(call, stream_delegations, request, |r| r.delegations)
     }
 
     fn from_json(json: Json) -> Result<(i64, Self::Value), String> {
@@ -248,7 +263,7 @@ impl Topic for OneUnbonding {
 
     fn grpc(
         &self,
-        client: QueryClient<Channel>,
+        call: GrpcCall,
         since: i64,
     ) -> BoxFuture<'static, Result<Values<Self::Value, Status>, Status>> {
         let request = StreamUnbondingDelegationRequest {
@@ -256,7 +271,7 @@ impl Topic for OneUnbonding {
             validator_address: self.validator.clone(),
             since_height: since,
         };
-        grpc_stream!(client, stream_unbonding_delegation, request, |r| r
+        grpc_stream!(call, stream_unbonding_delegation, request, |r| r
             .delegation
             .filter(|_| r.found))
     }
@@ -287,14 +302,14 @@ impl Topic for Unbondings {
 
     fn grpc(
         &self,
-        client: QueryClient<Channel>,
+        call: GrpcCall,
         since: i64,
     ) -> BoxFuture<'static, Result<Values<Self::Value, Status>, Status>> {
         let request = StreamUnbondingDelegationsRequest {
             delegator_address: self.delegator.clone(),
             since_height: since,
         };
-        grpc_stream!(client, stream_unbonding_delegations, request, |r| r
+        grpc_stream!(call, stream_unbonding_delegations, request, |r| r
             .delegations)
     }
 

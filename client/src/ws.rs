@@ -8,6 +8,9 @@ use futures_util::stream::BoxStream;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -19,11 +22,14 @@ use crate::topic::{Topic, Values};
 
 /// Close code of a resumed stream that cannot continue without a gap.
 const CLOSE_GONE: u16 = 4410;
+/// Close code of a stream whose token expired: reconnect with a new one (a `Retry`).
+const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Connects to `endpoint` (`ws://HOST:PORT`) and opens `topic`'s path route with
-/// `?since_height=` when resuming.
+/// `?since_height=` when resuming, and an `Authorization: Bearer <token>` header when there
+/// is a token (the header rather than `?token=`: it stays out of proxies' access logs).
 ///
 /// Stale detection: anything received (an update, the server's ping, a pong) counts as life.
 /// After `keepalive_interval` of silence the client pings; if nothing arrives within
@@ -34,12 +40,23 @@ pub(crate) async fn open<T: Topic>(
     config: &ClientConfig,
     endpoint: &str,
     since: Option<i64>,
+    token: Option<&str>,
 ) -> Result<Values<T::Value, Failure>, Failure> {
     let mut url = format!("{}{}", endpoint.trim_end_matches('/'), topic.ws_path());
     if let Some(h) = since {
         url.push_str(&format!("?since_height={h}"));
     }
-    let connecting = tokio_tungstenite::connect_async(url);
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| Failure::Invalid(format!("{url}: {e}")))?;
+    if let Some(token) = token {
+        let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            Failure::Retry("the token provider gave a token that is not header text".into())
+        })?;
+        request.headers_mut().insert(AUTHORIZATION, value);
+    }
+    let connecting = tokio_tungstenite::connect_async(request);
     let (socket, _) = match tokio::time::timeout(config.connect_timeout, connecting).await {
         Err(_) => {
             return Err(Failure::Retry(format!(
@@ -80,7 +97,10 @@ fn refusal(status: u16, body: &str) -> Failure {
             Failure::Retry(format!("HTTP 400: {message}"))
         }
         400 => Failure::Invalid(message),
-        // 429 / 503 (limits), anything else: back off.
+        // The token's `stream` claim does not allow this stream.
+        403 => Failure::Denied(format!("HTTP 403: {message}")),
+        // 401 (no token, an invalid or expired one: the next attempt asks the provider for
+        // a new one), 429 / 503 (limits), anything else: back off.
         _ => Failure::Retry(format!("HTTP {status}: {message}")),
     }
 }
@@ -91,6 +111,10 @@ fn closed(frame: Option<CloseFrame>) -> Failure {
         Some(f) if u16::from(f.code) == CLOSE_GONE => {
             Failure::Gone(format!("close {CLOSE_GONE}: {}", f.reason))
         }
+        Some(f) if u16::from(f.code) == CLOSE_TOKEN_EXPIRED => Failure::Retry(format!(
+            "close {CLOSE_TOKEN_EXPIRED} (token expired): {}",
+            f.reason
+        )),
         Some(f) => Failure::Retry(format!("closed by the node: {} {}", f.code, f.reason)),
         None => Failure::Retry("closed by the node without a code".into()),
     }
@@ -175,5 +199,29 @@ impl Reader {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    use super::*;
+
+    #[test]
+    fn token_refusals_and_expiry_map_to_retry_or_denied() {
+        assert!(matches!(
+            refusal(401, r#"{"error":"token rejected: expired"}"#),
+            Failure::Retry(m) if m == "HTTP 401: token rejected: expired"
+        ));
+        assert!(matches!(
+            refusal(403, r#"{"error":"the token does not allow this address"}"#),
+            Failure::Denied(m) if m == "HTTP 403: the token does not allow this address"
+        ));
+        let expired = CloseFrame {
+            code: CloseCode::from(CLOSE_TOKEN_EXPIRED),
+            reason: "token expired".into(),
+        };
+        assert!(matches!(closed(Some(expired)), Failure::Retry(m) if m.contains("4001")));
     }
 }

@@ -44,6 +44,8 @@ pub struct Followed {
     pub got: Vec<Got>,
     pub states: Vec<Json>,
     pub errors: Vec<String>,
+    /// Tokens its token function minted (with `"auth"` in the config).
+    pub tokens: usize,
 }
 
 /// `e2e/follow.js` running with `config`, its output parsed as it comes.
@@ -83,6 +85,8 @@ impl Follow {
                         f.states.push(state.clone());
                     } else if let Some(error) = json.get("error") {
                         f.errors.push(error.to_string());
+                    } else if json.get("token").is_some() {
+                        f.tokens += 1;
                     } else {
                         let kind = match json["kind"].as_str() {
                             Some("snapshot") => Kind::Snapshot,
@@ -108,6 +112,26 @@ impl Follow {
     /// Items received by subscription `i`.
     pub fn count(&self, i: usize) -> usize {
         self.subs.lock().unwrap()[i].got.len()
+    }
+
+    /// Tokens minted for subscription `i`.
+    pub fn tokens(&self, i: usize) -> usize {
+        self.subs.lock().unwrap()[i].tokens
+    }
+
+    /// Times subscription `i` went live.
+    pub fn lives(&self, i: usize) -> usize {
+        let subs = self.subs.lock().unwrap();
+        subs[i]
+            .states
+            .iter()
+            .filter(|s| s["status"] == "live")
+            .count()
+    }
+
+    /// Errors subscription `i` ended with.
+    pub fn errors(&self, i: usize) -> Vec<String> {
+        self.subs.lock().unwrap()[i].errors.clone()
     }
 
     /// The last state subscription `i` reported.

@@ -4,10 +4,16 @@
 //                                                          "height" (the checker's form)
 //   {"sub":0,"state":{"status":"live","endpoint":"ws://..."}}
 //   {"sub":0,"error":"..."}
+//   {"sub":0,"token":3}                                    the 3rd token minted for it
 // Argument: a JSON config {"endpoints":[..],"subs":[{"stream":"bank/balance","params":{..}}],
 // "backoff":{..},"keepaliveIntervalMs":..,"keepaliveTimeoutMs":..,"transport":"websocket"|"sse",
 // "pingIntervalMs":..} (default websocket; sse uses Node's own fetch; pingIntervalMs: the
 // node's ping_interval, for SSE's stale detection).
+// With "auth":{"secret":"..","ttlSeconds":3}, each subscription has a client of its own whose
+// token function signs a new HS256 token (sub "ts-<i>", exp now + ttlSeconds, plus the
+// subscription's "claims") at every call.
+
+import { createHmac } from "node:crypto";
 
 import WebSocket from "ws";
 
@@ -16,12 +22,13 @@ import type { WebSocketConstructor } from "../src/websocket.js";
 
 interface Config {
   endpoints: string[];
-  subs: Array<{ stream: string; params: Record<string, string> }>;
+  subs: Array<{ stream: string; params: Record<string, string>; claims?: Record<string, unknown> }>;
   backoff?: { initialMs?: number; maxMs?: number };
   keepaliveIntervalMs?: number;
   keepaliveTimeoutMs?: number;
   transport?: "websocket" | "sse";
   pingIntervalMs?: number;
+  auth?: { secret: string; ttlSeconds: number };
 }
 
 const config = JSON.parse(process.argv[2] ?? "{}") as Config;
@@ -65,7 +72,28 @@ function raw(topic: Topic<unknown>): Topic<unknown> {
 
 const print = (line: unknown) => process.stdout.write(`${JSON.stringify(line)}\n`);
 
-const client = new StreamClient({
+const base64url = (data: string | Buffer) => Buffer.from(data).toString("base64url");
+
+/** An HS256 JWT of `claims`. */
+function sign(claims: Record<string, unknown>, secret: string): string {
+  const head = `${base64url(JSON.stringify({ alg: "HS256", typ: "JWT" }))}.${base64url(JSON.stringify(claims))}`;
+  return `${head}.${base64url(createHmac("sha256", secret).update(head).digest())}`;
+}
+
+/** The token function of subscription `sub`: a new token per call, each call printed. */
+function tokenFor(sub: number, claims: Record<string, unknown> = {}): (() => Promise<string>) | undefined {
+  const auth = config.auth;
+  if (!auth) return undefined;
+  let minted = 0;
+  return async () => {
+    minted += 1;
+    print({ sub, token: minted });
+    const exp = Math.floor(Date.now() / 1000) + auth.ttlSeconds;
+    return sign({ sub: `ts-${sub}`, exp, ...claims }, auth.secret);
+  };
+}
+
+const clientOptions = {
   endpoints: config.endpoints,
   WebSocket: WebSocket as unknown as WebSocketConstructor,
   ...(config.transport === "sse"
@@ -74,10 +102,13 @@ const client = new StreamClient({
   ...(config.backoff ? { backoff: config.backoff } : {}),
   ...(config.keepaliveIntervalMs ? { keepaliveIntervalMs: config.keepaliveIntervalMs } : {}),
   ...(config.keepaliveTimeoutMs ? { keepaliveTimeoutMs: config.keepaliveTimeoutMs } : {}),
-});
+};
+const shared = new StreamClient(clientOptions);
 
 await Promise.all(
-  config.subs.map(async ({ stream, params }, sub) => {
+  config.subs.map(async ({ stream, params, claims }, sub) => {
+    const token = tokenFor(sub, claims);
+    const client = token ? new StreamClient({ ...clientOptions, token }) : shared;
     const subscription = client.subscribe(raw(topicOf(stream, params)));
     subscription.onStateChange((state) => print({ sub, state }));
     try {

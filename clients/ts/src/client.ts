@@ -31,7 +31,22 @@ export interface ClientOptions {
   maxAttempts?: number;
   /** Random numbers in [0, 1) for the jitter; default Math.random. */
   random?: () => number;
+  /**
+   * The JWT for a node with token auth (`[stream.auth]`): a token, or a function returning
+   * one (or a promise of one), called before every connect and reconnect. It is sent as
+   * `?token=` (browsers cannot set headers on WebSocket or EventSource, and an
+   * `Authorization` header would cost a cross-origin `fetch` a preflight). When a token
+   * expires the node ends the stream (close 4001, SSE error 401): the subscription backs
+   * off, gets a new token from the function and resumes from the last height delivered, so
+   * nothing is lost; a fixed string keeps being refused (401) after it expires. A token
+   * that does not allow the stream (403) fails the subscription. A function that throws
+   * or rejects fails that attempt (backoff, then it is asked again).
+   */
+  token?: TokenOption;
 }
+
+/** A token, or a function returning one, called at every (re)connect. */
+export type TokenOption = string | (() => string | Promise<string>);
 
 /** Opens subscriptions; each holds its own connection. */
 export class StreamClient {
@@ -57,6 +72,7 @@ export class StreamClient {
       keepaliveTimeoutMs: options.keepaliveTimeoutMs ?? 10_000,
       maxAttempts: options.maxAttempts,
       random: options.random ?? Math.random,
+      token: options.token,
     };
   }
 

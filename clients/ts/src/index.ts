@@ -15,7 +15,7 @@ export {
   type ServerSentEvent,
 } from "./event-stream.js";
 export { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
-export { StreamClient, type ClientOptions } from "./client.js";
+export { StreamClient, type ClientOptions, type TokenOption } from "./client.js";
 export { Subscription, type SubscriptionOptions } from "./subscription.js";
 export {
   DEFAULT_PING_INTERVAL_MS,
@@ -42,9 +42,12 @@ export {
 } from "./types.js";
 export {
   CLOSE_GONE,
+  CLOSE_TOKEN_EXPIRED,
+  closeFailure,
   WebSocketTransport,
   type WebSocketConstructor,
   type WebSocketLike,
   type WebSocketTransportOptions,
   wsFailure,
+  wsUrl,
 } from "./websocket.js";

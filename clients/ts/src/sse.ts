@@ -62,17 +62,22 @@ export function staleAfterMs(
   return Math.max(request.keepaliveIntervalMs, pingIntervalMs) + request.keepaliveTimeoutMs;
 }
 
-/** The URL of `request`'s stream. */
-export function sseUrl(request: Pick<OpenRequest, "endpoint" | "topic" | "since">): string {
+/** The URL of `request`'s stream: `?since_height=` when resuming, `token=` when it has one. */
+export function sseUrl(request: Pick<OpenRequest, "endpoint" | "topic" | "since" | "token">): string {
   const base = request.endpoint.replace(/\/+$/, "").replace(/^ws(s?):\/\//, "http$1://");
-  const query = request.since === undefined ? "" : `?since_height=${request.since}`;
-  return `${base}/sse/subscribe/${request.topic.path}${query}`;
+  const query: string[] = [];
+  if (request.since !== undefined) query.push(`since_height=${request.since}`);
+  if (request.token !== undefined) query.push(`token=${encodeURIComponent(request.token)}`);
+  const search = query.length === 0 ? "" : `?${query.join("&")}`;
+  return `${base}/sse/subscribe/${request.topic.path}${search}`;
 }
 
 /**
  * An HTTP refusal (or the code of an `event: error`) as a failure: 410 `gone`; 400 (a bad
- * address, denom or path) and 403 (an `Origin` the node does not allow: retrying will not
- * change it) `invalid`, but a `since_height` above this node's latest height is `retry` (it
+ * address, denom or path) and 403 (an `Origin` the node does not allow, or a token that
+ * does not allow the stream: retrying will not change it) `invalid`; 401 (no token, an
+ * invalid one, or an `event: error` with code 401 when the stream's token expired) `retry`,
+ * which asks the client's `token` function again; but a `since_height` above this node's latest height is `retry` (it
  * is behind the node that served the stream before); 404 `invalid` (the node does not serve
  * SSE); anything else (429, 500, 503, ...) `retry`.
  */
@@ -110,8 +115,9 @@ class SseStream implements StreamHandle {
         });
       }
     });
+    const shown = url.replace(/token=[^&]*/, "token=...");
     this.run(fetch, url).catch((e: unknown) =>
-      this.finish({ kind: "retry", message: `${url}: ${String(e)}` }),
+      this.finish({ kind: "retry", message: `${shown}: ${String(e)}` }),
     );
   }
 
@@ -137,7 +143,8 @@ class SseStream implements StreamHandle {
     const type = response.headers.get("content-type") ?? "";
     if (!type.toLowerCase().startsWith("text/event-stream") || !response.body) {
       const what = type || "no content type";
-      this.finish({ kind: "retry", message: `${url} answered ${what}, not an event stream` });
+      const shown = url.replace(/token=[^&]*/, "token=...");
+      this.finish({ kind: "retry", message: `${shown} answered ${what}, not an event stream` });
       return;
     }
     this.opened = true;

@@ -21,6 +21,8 @@ export interface SubscriptionOptions {
   keepaliveTimeoutMs: number;
   maxAttempts: number | undefined;
   random: () => number;
+  /** A token, or where to get one before each attempt; undefined: none. */
+  token?: string | (() => string | Promise<string>) | undefined;
 }
 
 /**
@@ -105,11 +107,44 @@ export class Subscription<T> implements AsyncIterable<Update<T>> {
     for (const listener of this.listeners) listener(state);
   }
 
+  /** Starts an attempt: asks for a token (if any), then opens the stream. */
   private connect(): void {
     if (this.closed) return;
+    const since = this.resync ? undefined : this.last;
+    const token = this.options.token;
+    if (token === undefined || typeof token === "string") {
+      this.open(since, token);
+      return;
+    }
+    let pending = true;
+    const give = (failure: Failure | undefined, value?: string) => {
+      if (!pending) return;
+      pending = false;
+      clearTimeout(timeout);
+      if (this.timer === timeout) this.timer = undefined;
+      if (this.closed) return;
+      if (failure) this.ended(failure, since, 0, 0);
+      else this.open(since, value);
+    };
+    const limit = this.options.connectTimeoutMs;
+    const timeout = setTimeout(
+      () => give({ kind: "retry", message: `the token function did not answer within ${limit} ms` }),
+      limit,
+    );
+    // close() clears this.timer: a pending token then opens nothing.
+    this.timer = timeout;
+    new Promise<string>((resolve) => resolve(token())).then(
+      (value) =>
+        typeof value === "string" && value !== ""
+          ? give(undefined, value)
+          : give({ kind: "retry", message: "the token function gave no token" }),
+      (e: unknown) => give({ kind: "retry", message: `the token function failed: ${String(e)}` }),
+    );
+  }
+
+  private open(since: number | undefined, token: string | undefined): void {
     const { endpoints, transport } = this.options;
     const endpoint = endpoints[this.endpoint % endpoints.length] as string;
-    const since = this.resync ? undefined : this.last;
     let delivered = 0;
     let openedAt: number | undefined;
     let ended = false;
@@ -125,6 +160,7 @@ export class Subscription<T> implements AsyncIterable<Update<T>> {
         endpoint,
         topic: this.topic as Topic<unknown>,
         since,
+        token,
         connectTimeoutMs: this.options.connectTimeoutMs,
         keepaliveIntervalMs: this.options.keepaliveIntervalMs,
         keepaliveTimeoutMs: this.options.keepaliveTimeoutMs,

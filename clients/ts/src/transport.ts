@@ -6,10 +6,12 @@ import type { Topic } from "./topics.js";
 
 /**
  * Why a stream ended (or never opened), as far as the subscription cares:
- * - `retry`: cut, refused, stale, node shutting down, a limit: back off, next endpoint;
+ * - `retry`: cut, refused, stale, node shutting down, a limit, a missing, invalid or expired
+ *   token (HTTP 401, close 4001, SSE error 401): back off, next endpoint (with a new token);
  * - `gone`: the node cannot continue a resume without a gap (gRPC OUT_OF_RANGE, HTTP 410,
  *   close 4410, `/ws` error 410): resume from the last height delivered, or resynchronise;
- * - `invalid`: the request itself is bad (400): give up.
+ * - `invalid`: the request itself is bad (400), or the token does not allow it (403): give
+ *   up.
  */
 export interface Failure {
   kind: "retry" | "gone" | "invalid";
@@ -26,6 +28,8 @@ export interface OpenRequest {
   topic: Topic<unknown>;
   /** Resume after this height; undefined: snapshot first. */
   since: number | undefined;
+  /** The JWT to present (`?token=`), fresh from the client's `token` option; undefined: none. */
+  token?: string | undefined;
   /** Longest time until the node accepts the subscription, ms. */
   connectTimeoutMs: number;
   /** Silence after which the transport probes the connection, ms (SSE cannot probe: it

@@ -21,6 +21,8 @@ export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
 /** Close code of a resumed stream the node cannot continue without a gap. */
 export const CLOSE_GONE = 4410;
+/** Close code of a stream whose token expired: reconnect with a new token and resume. */
+export const CLOSE_TOKEN_EXPIRED = 4001;
 
 /** The id of the subscribe request (one per connection). */
 const SUBSCRIBE_ID = 1;
@@ -55,14 +57,34 @@ export class WebSocketTransport implements Transport {
   }
 }
 
-/** The `/ws` error code of a refused subscribe or an ended subscription, as a failure. */
+/** The `/ws` error code of a refused subscribe or an ended subscription, as a failure:
+ * 410 `gone`; 400 `invalid` (but a `since_height` ahead of this node is `retry`); 403 (the
+ * token does not allow the stream) `invalid`; 401 (no token, an invalid or expired one: the
+ * next attempt gets a new one) and anything else `retry`. */
 export function wsFailure(code: number, message: string): Failure {
   const text = `${code}: ${message}`;
   if (code === 410) return { kind: "gone", message: text };
+  if (code === 403) return { kind: "invalid", message: text };
   // A since_height above this node's latest height: it is behind the node that served the
   // stream before (failover); retry.
   if (code === 400 && !message.startsWith("since_height")) return { kind: "invalid", message };
   return { kind: "retry", message: text };
+}
+
+/** The URL of `/ws` on `request`'s endpoint, with `?token=` when it has one. */
+export function wsUrl(request: Pick<OpenRequest, "endpoint" | "token">): string {
+  const url = `${request.endpoint.replace(/\/+$/, "")}/ws`;
+  return request.token === undefined ? url : `${url}?token=${encodeURIComponent(request.token)}`;
+}
+
+/** A close of the socket as a failure: 4410 `gone`; 4001 (the token expired) and anything
+ * else `retry`. */
+export function closeFailure(code: number, reason: string): Failure {
+  if (code === CLOSE_GONE) return { kind: "gone", message: `close ${code}: ${reason}` };
+  if (code === CLOSE_TOKEN_EXPIRED) {
+    return { kind: "retry", message: `close ${code} (token expired): ${reason}` };
+  }
+  return { kind: "retry", message: `closed: ${code} ${reason}`.trim() };
 }
 
 class WsStream implements StreamHandle {
@@ -87,11 +109,12 @@ class WsStream implements StreamHandle {
       );
       return;
     }
-    const url = `${request.endpoint.replace(/\/+$/, "")}/ws`;
+    const url = wsUrl(request);
     try {
       this.socket = new ctor(url);
     } catch (e) {
-      this.later(0, () => this.finish({ kind: "retry", message: `WebSocket ${url}: ${String(e)}` }));
+      const shown = url.replace(/\?token=.*$/, "?token=...");
+      this.later(0, () => this.finish({ kind: "retry", message: `WebSocket ${shown}: ${String(e)}` }));
       return;
     }
     const socket = this.socket;
@@ -111,12 +134,7 @@ class WsStream implements StreamHandle {
       );
     };
     socket.onmessage = (event) => this.message(event.data);
-    socket.onclose = (event) =>
-      this.finish(
-        event.code === CLOSE_GONE
-          ? { kind: "gone", message: `close ${event.code}: ${event.reason}` }
-          : { kind: "retry", message: `closed: ${event.code} ${event.reason}`.trim() },
-      );
+    socket.onclose = (event) => this.finish(closeFailure(event.code, event.reason));
     socket.onerror = () => this.finish({ kind: "retry", message: "WebSocket error" });
     this.keepalive();
   }
