@@ -117,7 +117,7 @@ impl CommitListener for CommitHook {
     fn on_commit(&self, commit: Arc<BlockCommit>) {
         let started = std::time::Instant::now();
         self.metrics.committed_height.set(commit.height);
-        self.hand_over(commit);
+        self.hand_over(commit, started);
         self.metrics
             .commit_hook
             .observe(started.elapsed().as_secs_f64());
@@ -125,8 +125,9 @@ impl CommitListener for CommitHook {
 }
 
 impl CommitHook {
-    fn hand_over(&self, commit: Arc<BlockCommit>) {
-        match self.blocks.push(commit) {
+    /// `at`: when the hook got the block, which the handover thread learns the pace from.
+    fn hand_over(&self, commit: Arc<BlockCommit>, at: std::time::Instant) {
+        match self.blocks.push(commit, at) {
             Ok(()) => {}
             Err(Some(c)) => {
                 // Never wait on the commit path: the dispatcher sees the height gap and
