@@ -47,6 +47,9 @@ const TIMEOUT_COMMIT: &str = "300ms";
 const ALIKE_FOR: Duration = Duration::from_secs(6);
 /// How long the failover clients stream from the surviving nodes after the kill.
 const AFTER_KILL: Duration = Duration::from_secs(8);
+/// How long a node may lag the height another node gave a client before a resume from it
+/// counts as refused (a validator commits a block some milliseconds after another).
+const BEHIND: Duration = Duration::from_secs(10);
 
 fn addrs(n: &NodeAddrs) -> Addrs {
     Addrs {
@@ -261,7 +264,8 @@ async fn follow_all(
                 let mut conn = Conn::connect(Transport::Grpc, addrs, false)
                     .await
                     .expect("gRPC connection");
-                conn.subscribe(0, &key, Start::Since(since))
+                // `since` is another node's height: this one may not have streamed it yet.
+                conn.subscribe_behind(0, &key, Start::Since(since), BEHIND)
                     .await
                     .unwrap_or_else(|e| panic!("{key:?} since {since} refused: {e:?}"));
                 let mut got = Vec::new();
@@ -390,7 +394,7 @@ async fn failover_client(
     let mut conn = Conn::connect(transport, to, false)
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", transport.name()));
-    conn.subscribe(0, &key, start)
+    conn.subscribe_behind(0, &key, start, BEHIND)
         .await
         .unwrap_or_else(|e| panic!("{key:?} resume {start:?} on another node refused: {e:?}"));
     let mut segment = Segment {

@@ -126,6 +126,33 @@ impl Conn {
         Ok(Conn { addrs, inner })
     }
 
+    /// [`Conn::subscribe`] on a node that may be a block or two behind the height `start`
+    /// names (another node served it): the node refuses a `since_height` above the latest
+    /// height it has streamed, and, as the client libraries do, this tries again (every
+    /// 100 ms, for up to `patience`) until the node has streamed it. Any other refusal, or
+    /// that one after `patience`, is returned.
+    pub async fn subscribe_behind(
+        &mut self,
+        sub: usize,
+        key: &StreamKey,
+        start: Start,
+        patience: Duration,
+    ) -> Result<(), ServerError> {
+        let give_up = tokio::time::Instant::now() + patience;
+        loop {
+            match self.subscribe(sub, key, start).await {
+                Err(e)
+                    if e.message.starts_with("since_height ")
+                        && e.message.contains(" is above the latest height ")
+                        && tokio::time::Instant::now() < give_up =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// Opens subscription `sub` to `key` from `start`; the server's refusal if it refuses.
     /// gRPC and path routes carry one subscription (a new one replaces the old).
     pub async fn subscribe(
