@@ -5,6 +5,7 @@
 // Node 20; `fetch` does all of that in browsers and in Node alike.
 
 import { EventStreamParser } from "./event-stream.js";
+import { StreamBase } from "./transport.js";
 import type { Failure, OpenRequest, StreamHandle, StreamHandlers, Transport } from "./transport.js";
 import { wsFailure } from "./websocket.js";
 
@@ -87,19 +88,18 @@ export function httpFailure(status: number, message: string): Failure {
   return wsFailure(status, message);
 }
 
-class SseStream implements StreamHandle {
+class SseStream extends StreamBase {
   private readonly abort = new AbortController();
-  private done = false;
   private opened = false;
   private lastReceived = Date.now();
-  private readonly timers = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(
     fetch: FetchLike | undefined,
     private readonly request: OpenRequest,
-    private readonly handlers: StreamHandlers,
+    handlers: StreamHandlers,
     private readonly staleAfterMs: number,
   ) {
+    super(handlers);
     if (!fetch) {
       this.later(0, () =>
         this.finish({ kind: "invalid", message: "no fetch implementation: pass one as `fetch`" }),
@@ -119,11 +119,6 @@ class SseStream implements StreamHandle {
     this.run(fetch, url).catch((e: unknown) =>
       this.finish({ kind: "retry", message: `${shown}: ${String(e)}` }),
     );
-  }
-
-  close(): void {
-    this.done = true;
-    this.cleanup();
   }
 
   private async run(fetch: FetchLike, url: string): Promise<void> {
@@ -212,24 +207,7 @@ class SseStream implements StreamHandle {
     this.later(tick, check);
   }
 
-  private later(ms: number, f: () => void): void {
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      f();
-    }, ms);
-    this.timers.add(timer);
-  }
-
-  private finish(failure: Failure): void {
-    if (this.done) return;
-    this.done = true;
-    this.cleanup();
-    this.handlers.end(failure);
-  }
-
-  private cleanup(): void {
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+  protected override release(): void {
     this.abort.abort();
   }
 }

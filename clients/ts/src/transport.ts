@@ -60,3 +60,47 @@ export interface Transport {
   readonly name: string;
   open(request: OpenRequest, handlers: StreamHandlers): StreamHandle;
 }
+
+/**
+ * What both transports' streams share: timers that die with the stream, and one end. A
+ * subclass opens its wire in its constructor, reports through `handlers` and `finish`, and
+ * lets go of the wire in `release`.
+ */
+export abstract class StreamBase implements StreamHandle {
+  /** Set by `finish` or `close`: nothing more is reported. */
+  protected done = false;
+  private readonly timers = new Set<ReturnType<typeof setTimeout>>();
+
+  protected constructor(protected readonly handlers: StreamHandlers) {}
+
+  close(): void {
+    this.done = true;
+    this.cleanup();
+  }
+
+  /** Calls `f` after `ms`, unless the stream has ended by then. */
+  protected later(ms: number, f: () => void): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      f();
+    }, ms);
+    this.timers.add(timer);
+  }
+
+  /** Ends the stream with `failure` (the first call only). */
+  protected finish(failure: Failure): void {
+    if (this.done) return;
+    this.done = true;
+    this.cleanup();
+    this.handlers.end(failure);
+  }
+
+  /** Lets go of the wire (closes the socket, aborts the request). */
+  protected abstract release(): void;
+
+  private cleanup(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.release();
+  }
+}

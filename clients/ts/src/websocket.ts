@@ -3,6 +3,7 @@
 // status of a refused upgrade, while `/ws` answers every refusal (410, 400, 429, 503) as
 // a JSON message the client can read.
 
+import { StreamBase } from "./transport.js";
 import type { Failure, OpenRequest, StreamHandle, StreamHandlers, Transport } from "./transport.js";
 
 /** The part of the WebSocket API the transport uses (the browser's, or the `ws` package's). */
@@ -87,19 +88,18 @@ export function closeFailure(code: number, reason: string): Failure {
   return { kind: "retry", message: `closed: ${code} ${reason}`.trim() };
 }
 
-class WsStream implements StreamHandle {
+class WsStream extends StreamBase {
   private socket: WebSocketLike | undefined;
-  private done = false;
   private subscription: string | undefined;
   private lastReceived = Date.now();
   private probeSent: number | undefined;
-  private readonly timers = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(
     ctor: WebSocketConstructor | undefined,
     private readonly request: OpenRequest,
-    private readonly handlers: StreamHandlers,
+    handlers: StreamHandlers,
   ) {
+    super(handlers);
     if (!ctor) {
       this.later(0, () =>
         this.finish({
@@ -137,11 +137,6 @@ class WsStream implements StreamHandle {
     socket.onclose = (event) => this.finish(closeFailure(event.code, event.reason));
     socket.onerror = () => this.finish({ kind: "retry", message: "WebSocket error" });
     this.keepalive();
-  }
-
-  close(): void {
-    this.done = true;
-    this.cleanup();
   }
 
   private message(raw: unknown): void {
@@ -206,24 +201,7 @@ class WsStream implements StreamHandle {
     this.later(tick, check);
   }
 
-  private later(ms: number, f: () => void): void {
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      f();
-    }, ms);
-    this.timers.add(timer);
-  }
-
-  private finish(failure: Failure): void {
-    if (this.done) return;
-    this.done = true;
-    this.cleanup();
-    this.handlers.end(failure);
-  }
-
-  private cleanup(): void {
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+  protected override release(): void {
     const socket = this.socket;
     if (socket) {
       socket.onopen = null;
