@@ -376,7 +376,7 @@ async fn failover_client(
                 }
                 break;
             }
-            Incoming::Closed(how) => {
+            Incoming::Closed(how) | Incoming::Dropped(how) => {
                 if killed.borrow().is_none() {
                     segment.end = End::Silent(how);
                 }
@@ -425,7 +425,7 @@ async fn failover_client(
                 segment.end = End::Error(error);
                 break;
             }
-            Ok(Incoming::Closed(how)) => {
+            Ok(Incoming::Closed(how) | Incoming::Dropped(how)) => {
                 segment.end = End::Silent(how);
                 break;
             }

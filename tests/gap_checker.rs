@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gap_support::behaviour::{self, Behaviour, Env, Plan};
-use gap_support::checker::{Stats, check_all};
+use gap_support::checker::{Stats, check_all, check_dropped};
 use gap_support::history::{self, History};
 use gap_support::rng::Rng;
 use gap_support::target::universe;
@@ -180,7 +180,9 @@ async fn every_client_sees_every_change_once_or_an_explicit_error() {
     let history = history::query(&node, &ranges).await;
     let timeline = timeline.lock().expect("timeline lock").clone();
     let mut stats = Stats::default();
-    let violations = check_all(&transcripts, &history, &timeline, &mut stats);
+    let mut violations = check_all(&transcripts, &history, &timeline, &mut stats);
+    let write_timeouts = scrape.get("stream_write_timeouts_total");
+    violations.extend(check_dropped(&stats, write_timeouts));
     let maturities = maturities(&node, &history).await;
 
     // The report.
@@ -224,6 +226,10 @@ async fn every_client_sees_every_change_once_or_an_explicit_error() {
     println!(
         "documented stream ends: {:?}; refused resumes: {} after the window (expected), {} other",
         stats.errors, stats.refusals_expected, stats.refusals_unexpected
+    );
+    println!(
+        "slow WebSocket connections dropped (no close frame): {} (stream_write_timeouts {write_timeouts})",
+        stats.dropped.len()
     );
     println!(
         "slashes: {} at heights {:?}; unbonding maturities seen on streams' keys: {maturities}",

@@ -161,7 +161,7 @@ async fn follow(conn: &mut Conn, setup: &Setup, start: Start, stop_at: Instant) 
                     end: End::Error(error),
                 };
             }
-            Ok(Incoming::Closed(how)) => {
+            Ok(Incoming::Closed(how) | Incoming::Dropped(how)) => {
                 return Segment {
                     start,
                     messages,

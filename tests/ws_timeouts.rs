@@ -236,6 +236,12 @@ async fn a_client_that_keeps_pinging_but_never_reads_is_cut_by_the_write_timeout
         stuck_since.elapsed() >= WRITE,
         "cut before a write could have waited write_timeout {WRITE:?}"
     );
+    assert_eq!(
+        s.get("stream_write_timeouts_total"),
+        1.0,
+        "the cut is counted as a write timeout: {}",
+        s.text
+    );
 
     // The healthy client kept getting alice's balances all along: increasing heights, no
     // long gap, and still current now.

@@ -30,8 +30,8 @@ panel("Dispatcher lag", [("stream_dispatcher_lag_blocks" + J, "queued blocks"), 
       desc="/health answers 503 when committed - dispatched exceeds health_max_lag_blocks.")
 panel("Dropped blocks, resyncs, decode errors", [("increase(stream_blocks_dropped_total" + J + "[5m])", "blocks dropped"), ("increase(stream_resyncs_total" + J + "[5m])", "resyncs"), ("increase(stream_decode_errors_total" + J + "[5m])", "decode errors")])
 panel("Refusals by reason", [("sum by (reason) (rate(stream_connection_rejected_total" + J + "[5m]))", "{{reason}}"), ("sum by (reason) (rate(stream_replays_refused_total" + J + "[5m]))", "resume: {{reason}}")], unit="ops")
-panel("Slow consumers (buffer overflow)", [("sum by (subscription_type) (rate(stream_buffer_overflow_total" + J + "[5m]))", "{{subscription_type}}")], unit="ops",
-      desc="Updates a client skipped because it had not read the previous one.")
+panel("Slow consumers (buffer overflow, dropped)", [("sum by (subscription_type) (rate(stream_buffer_overflow_total" + J + "[5m]))", "{{subscription_type}}"), ("rate(stream_write_timeouts_total" + J + "[5m])", "dropped (write_timeout)")], unit="ops",
+      desc="Updates a client skipped because it had not read the previous one; WebSocket clients dropped because a write did not finish within write_timeout.")
 panel("Node height", [("stream_committed_height" + J, "committed"), ("stream_dispatched_height" + J, "dispatched"), ("streamd_block_height" + J, "streamd")])
 panel("Block interval", [("histogram_quantile(0.5, sum by (le) (rate(stream_block_interval_seconds_bucket" + J + "[5m])))", "p50"), ("histogram_quantile(0.99, sum by (le) (rate(stream_block_interval_seconds_bucket" + J + "[5m])))", "p99"), ("histogram_quantile(0.99, sum by (le) (rate(streamd_block_interval_seconds_bucket" + J + "[5m])))", "streamd p99")], unit="s")
 panel("Blocks dispatched/s", [("rate(stream_blocks_dispatched_total" + J + "[1m])", "blocks/s")], unit="ops")

@@ -89,6 +89,8 @@ pub struct Metrics {
     pub buffer_overflow: Family<Label, Counter>,
     /// Lifetime of connections and gRPC streams, seconds.
     pub connection_duration: Histogram,
+    /// WebSocket connections dropped because a write did not finish within `write_timeout`.
+    pub write_timeouts: Counter,
     /// Refused connections/subscriptions by `reason`.
     pub connection_rejected: Family<Label, Counter>,
     /// Time from the dispatcher producing an update to it being handed to the transport, seconds.
@@ -135,6 +137,7 @@ impl Default for Metrics {
             messages_sent: Family::default(),
             buffer_overflow: Family::default(),
             connection_duration: Histogram::new(exponential_buckets(0.5, 2.0, 16)),
+            write_timeouts: Counter::default(),
             connection_rejected: Family::default(),
             commit_to_send: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             commit_hook: Histogram::new(COMMIT_HOOK_BUCKETS),
@@ -284,6 +287,11 @@ impl Metrics {
             "stream_connection_duration",
             "Lifetime of WebSocket connections and gRPC streams in seconds",
             self.connection_duration.clone(),
+        );
+        registry.register(
+            "stream_write_timeouts",
+            "WebSocket connections dropped because a write did not finish within write_timeout (the client stopped reading)",
+            self.write_timeouts.clone(),
         );
         registry.register(
             "stream_connection_rejected",

@@ -1,7 +1,9 @@
 //! How each gap-checker client behaves, and the driver that plays a behaviour over one
 //! connection while recording every subscription's transcript:
 //! - **normal**: subscribes, reads everything as it comes;
-//! - **slow**: a pause of 150-600 ms after every message (gRPC: with a tiny receive window);
+//! - **slow**: a pause of 150-600 ms after every message (gRPC: with a tiny receive window;
+//!   over WebSocket the node may drop it once a write has waited `write_timeout`, and it
+//!   subscribes afresh, as after any connection loss);
 //! - **paused**: one 10 s pause without reading (gRPC: with a tiny receive window);
 //! - **killed**: its connection is killed (no close frame) one to three times and it resumes
 //!   each subscription with `since_height` = the last height it received; half of them also
@@ -182,6 +184,8 @@ pub async fn play(plan: Plan, env: Env) -> Vec<Transcript> {
     }
     let slow = behaviour.slow_transport();
     let mut conn = connect(transport, env.addrs, slow).await;
+    // Which connection of this client `conn` is (0: the first).
+    let mut connections = 0;
     for (i, sub) in subs.iter_mut().enumerate() {
         open(&mut conn, i, sub, Start::Snapshot, false).await;
     }
@@ -236,6 +240,7 @@ pub async fn play(plan: Plan, env: Env) -> Vec<Transcript> {
                         }
                     }
                     conn = connect(transport, env.addrs, slow).await;
+                    connections += 1;
                     for (i, sub) in subs.iter_mut().enumerate() {
                         let start = sub.resume_from().map_or(Start::Snapshot, Start::Since);
                         open(&mut conn, i, sub, start, behaviour == Behaviour::Expired).await;
@@ -269,13 +274,23 @@ pub async fn play(plan: Plan, env: Env) -> Vec<Transcript> {
                     open(&mut conn, sub, &mut subs[sub], start, false).await;
                 }
             }
-            Incoming::Closed(how) => {
+            ended @ (Incoming::Closed(_) | Incoming::Dropped(_)) => {
+                let end = match ended {
+                    // A client that stops reading may be dropped by the node's write_timeout.
+                    Incoming::Dropped(how) if slow => End::Dropped {
+                        how,
+                        connection: connections,
+                    },
+                    Incoming::Closed(how) | Incoming::Dropped(how) => End::Silent(how),
+                    Incoming::Update { .. } | Incoming::Ended { .. } => unreachable!(),
+                };
                 for sub in &mut subs {
-                    sub.end(End::Silent(how.clone()));
+                    sub.end(end.clone());
                 }
                 if draining.is_some() {
                     break;
                 }
+                connections += 1;
                 conn = connect(transport, env.addrs, slow).await;
                 for (i, sub) in subs.iter_mut().enumerate() {
                     open(&mut conn, i, sub, Start::Snapshot, false).await;

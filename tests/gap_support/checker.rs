@@ -11,9 +11,11 @@
 //!   open at the end must have delivered the newest value by then;
 //! - a stream ends only with a documented error (gRPC OUT_OF_RANGE, WebSocket close 4410,
 //!   `/ws` error 410, with the documented words; "fell behind" names the last height sent),
-//!   and a resume from outside the window is refused with the documented code and message.
+//!   or, for a WebSocket client that stops reading, with its connection dropped by the node's
+//!   `write_timeout` (no more such drops than `stream_write_timeouts_total` counts); and a
+//!   resume from outside the window is refused with the documented code and message.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value as Json;
 
@@ -50,6 +52,9 @@ pub struct Stats {
     /// Lowest and highest height any segment covered.
     pub lowest: Option<i64>,
     pub highest: Option<i64>,
+    /// Connections of slow or paused WebSocket clients the node dropped, as (client, its
+    /// n-th connection): at most `stream_write_timeouts_total` (see [`check_dropped`]).
+    pub dropped: BTreeSet<(usize, usize)>,
 }
 
 /// The documented end of a resumed stream that cannot continue.
@@ -143,6 +148,19 @@ pub fn check_all(
         check(t, history, timeline, stats, &mut out);
     }
     out
+}
+
+/// A dropped connection is a documented end only as a write timeout the node counted: no
+/// more connections dropped than `stream_write_timeouts_total` says.
+pub fn check_dropped(stats: &Stats, write_timeouts: f64) -> Option<Violation> {
+    let dropped = stats.dropped.len();
+    (dropped as f64 > write_timeouts).then(|| Violation {
+        at: format!("connections {:?}", stats.dropped),
+        what: format!(
+            "{dropped} WebSocket connections ended without a close frame, but the node counted \
+             {write_timeouts} write timeouts"
+        ),
+    })
 }
 
 /// Checks one subscription's transcript.
@@ -343,6 +361,9 @@ fn check_segment(
         }
         End::Killed => {}
         End::Silent(how) => fail(format!("the stream ended without an error: {how}")),
+        End::Dropped { connection, .. } => {
+            stats.dropped.insert((t.client, *connection));
+        }
         End::Error(e) => {
             if !resumed {
                 fail(format!(

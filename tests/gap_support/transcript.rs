@@ -75,6 +75,10 @@ pub enum End {
     Error(ServerError),
     /// The stream ended without any error (a silent end: always a violation).
     Silent(String),
+    /// A client that stops reading (slow, paused) over WebSocket lost its connection without
+    /// a close frame: the node dropped it after `write_timeout`. Its `connection` (the
+    /// client's n-th) is one the node must have counted in `stream_write_timeouts_total`.
+    Dropped { how: String, connection: usize },
 }
 
 /// One stream the client opened for the subscription.

@@ -53,6 +53,10 @@ pub enum Incoming {
     /// The connection (every subscription on it) ended without an error, or broke the wire
     /// contract; says how.
     Closed(String),
+    /// A WebSocket connection ended without a close frame (end of stream, reset): what the
+    /// client sees when the node drops it because a write did not finish within
+    /// `write_timeout` (or when the node dies); says how.
+    Dropped(String),
 }
 
 type Updates = Pin<Box<dyn Stream<Item = Result<(i64, Json), ServerError>> + Send>>;
@@ -237,7 +241,7 @@ impl Conn {
                             format!("a reply to request {rid} while waiting for {id}"),
                         )),
                         MuxFrame::Event(e) => {
-                            let closed = matches!(e, Incoming::Closed(_));
+                            let closed = matches!(e, Incoming::Closed(_) | Incoming::Dropped(_));
                             pending.push_back(e);
                             if closed {
                                 return Err(ServerError {
@@ -326,6 +330,10 @@ impl Conn {
                                 },
                             };
                         }
+                        other @ (None | Some(Err(_))) => {
+                            *ws = None;
+                            return Incoming::Dropped(format!("connection ended: {other:?}"));
+                        }
                         other => {
                             *ws = None;
                             return Incoming::Closed(format!("connection ended: {other:?}"));
@@ -382,6 +390,9 @@ async fn read_mux(ws: &mut Ws, sids: &mut HashMap<String, usize>) -> MuxFrame {
         let text = match ws.next().await {
             Some(Ok(Message::Text(t))) => t,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other @ (None | Some(Err(_))) => {
+                return MuxFrame::Event(Incoming::Dropped(format!("/ws ended: {other:?}")));
+            }
             other => {
                 return MuxFrame::Event(Incoming::Closed(format!("/ws ended: {other:?}")));
             }

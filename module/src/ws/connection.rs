@@ -13,6 +13,7 @@ use crate::metrics::Transport;
 use crate::outbox::{CloseReason, Next, shutting_down};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use futures_util::{SinkExt, StreamExt};
+use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -50,26 +51,41 @@ struct Conn {
     config: Arc<WebSocketConfig>,
     ping: Interval,
     idle: Pin<Box<Sleep>>,
+    /// `stream_write_timeouts`: counts this connection if a write times out.
+    write_timeouts: Counter,
 }
 
 /// The socket cannot be written to any more.
 struct Broken;
 
 impl Conn {
-    fn new(socket: WebSocket, config: Arc<WebSocketConfig>) -> Conn {
+    fn new(socket: WebSocket, config: Arc<WebSocketConfig>, write_timeouts: Counter) -> Conn {
         let start = Instant::now();
         Conn {
             socket,
             ping: interval_at(start + config.ping_interval, config.ping_interval),
             idle: Box::pin(sleep(config.idle_timeout)),
             config,
+            write_timeouts,
         }
     }
 
+    /// Sends `m`; a write that does not finish within `write_timeout` (the client stopped
+    /// reading and the socket's buffers are full) breaks the connection, counted in
+    /// `stream_write_timeouts`: the caller drops it without a close frame, which could not
+    /// be written either.
     async fn send(&mut self, m: Message) -> Result<(), Broken> {
         match timeout(self.config.write_timeout, self.socket.send(m)).await {
             Ok(Ok(())) => Ok(()),
-            _ => Err(Broken),
+            Ok(Err(_)) => Err(Broken),
+            Err(_) => {
+                self.write_timeouts.inc();
+                tracing::debug!(
+                    write_timeout = ?self.config.write_timeout,
+                    "dropping a WebSocket client that stopped reading"
+                );
+                Err(Broken)
+            }
         }
     }
 
@@ -165,9 +181,10 @@ pub(super) async fn single(
     encoding: Encoding,
     _connection: ConnectionPermit,
     config: Arc<WebSocketConfig>,
+    write_timeouts: Counter,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut c = Conn::new(socket, config);
+    let mut c = Conn::new(socket, config, write_timeouts);
     // One wait for the whole connection: a new one per message would take the lock of the
     // shutdown channel, shared by every connection, twice per message.
     let mut shutdown = std::pin::pin!(shutting_down(&mut shutdown));
@@ -222,7 +239,7 @@ pub(super) async fn multiplexed(
         }
     });
     let mut seat = Some(seat);
-    let mut c = Conn::new(socket, config);
+    let mut c = Conn::new(socket, config, handle.metrics.write_timeouts.clone());
     let (updates_tx, mut updates) = mpsc::channel::<(String, Next)>(MUX_QUEUE);
     let mut subs: HashMap<String, JoinHandle<()>> = HashMap::new();
     let mut next_id = 1u64;

@@ -289,9 +289,18 @@ async fn single(
         .open(&caller, Transport::WebSocket, key, start)
         .await?;
     let config = ws.config.clone();
+    let write_timeouts = ws.handle.metrics.write_timeouts.clone();
     let shutdown = ws.handle.shutdown.clone();
     Ok(upgrade.on_upgrade(move |socket| {
-        connection::single(socket, sub, encoding, connection, config, shutdown)
+        connection::single(
+            socket,
+            sub,
+            encoding,
+            connection,
+            config,
+            write_timeouts,
+            shutdown,
+        )
     }))
 }
 

@@ -1,6 +1,7 @@
 //! The checker must be able to fail: fabricated transcripts with a missing change, a
 //! duplicate, a wrong value, a height not yet committed, an undelivered newest value, a silent
-//! end or an undocumented error each give a violation; exact ones give none.
+//! end or an undocumented error each give a violation, as do more dropped connections than
+//! the node counted write timeouts; exact ones give none.
 
 use super::*;
 use crate::gap_support::transcript::Received;
@@ -212,4 +213,31 @@ fn errors_must_be_the_documented_ones() {
     check(&t, &h, &tl, &mut Stats::default(), &mut out);
     assert_eq!(out.len(), 1, "{out:?}");
     assert!(out[0].what.contains("expected 410"), "{out:?}");
+}
+
+#[test]
+fn dropped_connections_must_not_outnumber_the_nodes_write_timeouts() {
+    let (key, h, tl, t0) = fixture();
+    let dropped = |connection| Segment {
+        start: Start::Snapshot,
+        messages: vec![msg(t0, 12, 90)],
+        end: End::Dropped {
+            how: "connection ended: None".into(),
+            connection,
+        },
+    };
+    // Two subscriptions of client 1's first connection and one of its second: two drops.
+    let mut a = Transcript::new(1, Transport::WsMux, "test", key.clone());
+    a.segments = vec![dropped(0), dropped(1)];
+    let mut b = Transcript::new(1, Transport::WsMux, "test", key.clone());
+    b.segments = vec![dropped(0)];
+    let mut stats = Stats::default();
+    let mut out = Vec::new();
+    check(&a, &h, &tl, &mut stats, &mut out);
+    check(&b, &h, &tl, &mut stats, &mut out);
+    assert!(out.is_empty(), "a drop alone is not a violation: {out:?}");
+    assert_eq!(stats.dropped.len(), 2);
+    assert!(check_dropped(&stats, 2.0).is_none());
+    let v = check_dropped(&stats, 1.0).expect("more drops than write timeouts");
+    assert!(v.what.contains("counted 1 write timeouts"), "{v:?}");
 }
