@@ -330,7 +330,7 @@ impl Conn {
                                 },
                             };
                         }
-                        other @ (None | Some(Err(_))) => {
+                        other if dropped(&other) => {
                             *ws = None;
                             return Incoming::Dropped(format!("connection ended: {other:?}"));
                         }
@@ -376,6 +376,19 @@ impl Conn {
     }
 }
 
+/// Whether a read's result is the connection ending without a close frame (end of stream,
+/// reset, I/O error), as opposed to a frame the client did not expect.
+fn dropped(read: &Option<Result<Message, tungstenite::Error>>) -> bool {
+    use tungstenite::error::ProtocolError::ResetWithoutClosingHandshake;
+    matches!(
+        read,
+        None | Some(Err(tungstenite::Error::ConnectionClosed
+            | tungstenite::Error::AlreadyClosed
+            | tungstenite::Error::Io(_)
+            | tungstenite::Error::Protocol(ResetWithoutClosingHandshake)))
+    )
+}
+
 /// A frame of `/ws`.
 enum MuxFrame {
     Reply {
@@ -390,7 +403,7 @@ async fn read_mux(ws: &mut Ws, sids: &mut HashMap<String, usize>) -> MuxFrame {
         let text = match ws.next().await {
             Some(Ok(Message::Text(t))) => t,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            other @ (None | Some(Err(_))) => {
+            other if dropped(&other) => {
                 return MuxFrame::Event(Incoming::Dropped(format!("/ws ended: {other:?}")));
             }
             other => {
