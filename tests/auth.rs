@@ -21,7 +21,7 @@ use serde_json::{Value as Json, json};
 use stream_proto::juno::stream::v1::query_client::QueryClient;
 use stream_proto::juno::stream::v1::{StreamAllBalancesRequest, StreamBalanceRequest};
 use support::accounts::{BOND_DENOM, address};
-use support::tools::CURL;
+use support::tools::CurlN;
 use support::{TestNode, TestNodeOptions};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -123,36 +123,17 @@ fn bearer(token: &str) -> String {
 }
 
 /// `curl -N -s` of an SSE URL with `headers`, its output lines as they come.
-struct Sse {
-    _child: tokio::process::Child,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-}
+struct Sse(CurlN);
 
 impl Sse {
     fn follow(url: &str, headers: &[String]) -> Sse {
-        let mut command = Command::new(CURL.require());
-        command.args(["-N", "-s"]);
-        for h in headers {
-            command.args(["-H", h]);
-        }
-        let mut child = command
-            .arg(url)
-            .stdout(Stdio::piped())
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("run curl -N");
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Sse {
-            _child: child,
-            lines,
-        }
+        Sse(CurlN::follow(url, headers))
     }
 
     /// The first line starting with `prefix`, within `within`.
     async fn line_starting(&mut self, prefix: &str, within: Duration) -> String {
         let read = async {
-            while let Some(line) = self.lines.next_line().await.expect("read curl") {
+            while let Some(line) = self.0.next_line().await {
                 if line.starts_with(prefix) {
                     return line;
                 }

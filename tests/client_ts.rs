@@ -22,7 +22,7 @@ use client_support::proxy::Proxy;
 use client_support::run::{Run, transcript};
 use gap_support::rng::Rng;
 use gap_support::transcript::{Transcript, Transport};
-use serde_json::json;
+use serde_json::{Value as Json, json};
 use stream_support::StreamKey;
 use support::TestNodeOptions;
 use support::accounts::{BOND_DENOM, address};
@@ -39,6 +39,33 @@ enum Wire {
     /// `ping_interval`) + 1 s of silence; the node sends a keepalive comment every 300 ms, so
     /// only a stall is that silent.
     Sse,
+}
+
+impl Wire {
+    /// The follower's `transport` option, and the transport the gap checker holds it as.
+    fn names(self) -> (&'static str, Transport) {
+        match self {
+            Wire::WebSocket => ("websocket", Transport::WsMux),
+            Wire::Sse => ("sse", Transport::Sse),
+        }
+    }
+}
+
+/// The four streams both tests follow: their keys, and the same as the follower's `subs`.
+fn followed() -> ([StreamKey; 4], Vec<Json>) {
+    let keys = [
+        StreamKey::balance("alice", BOND_DENOM),
+        StreamKey::all_balances("bob"),
+        StreamKey::delegations("carol"),
+        StreamKey::unbonding_delegations("alice"),
+    ];
+    let subs = vec![
+        json!({"stream": "bank/balance", "params": {"address": address("alice"), "denom": BOND_DENOM}}),
+        json!({"stream": "bank/balances", "params": {"address": address("bob")}}),
+        json!({"stream": "staking/delegations", "params": {"delegator": address("carol")}}),
+        json!({"stream": "staking/unbonding-delegations", "params": {"delegator": address("alice")}}),
+    ];
+    (keys, subs)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,25 +98,16 @@ async fn cuts_and_a_stall(wire: Wire) {
     }
     let run = Run::start(options).await;
     let proxy = Proxy::start(run.node.api_addr()).await;
-    let keys = [
-        StreamKey::balance("alice", BOND_DENOM),
-        StreamKey::all_balances("bob"),
-        StreamKey::delegations("carol"),
-        StreamKey::unbonding_delegations("alice"),
-    ];
-    let (endpoint, transport, checked_as) = match wire {
-        Wire::WebSocket => (proxy.ws_url(), "websocket", Transport::WsMux),
-        Wire::Sse => (proxy.http_url(), "sse", Transport::Sse),
+    let (keys, subs) = followed();
+    let endpoint = match wire {
+        Wire::WebSocket => proxy.ws_url(),
+        Wire::Sse => proxy.http_url(),
     };
+    let (transport, checked_as) = wire.names();
     let config = json!({
         "transport": transport,
         "endpoints": [endpoint],
-        "subs": [
-            {"stream": "bank/balance", "params": {"address": address("alice"), "denom": BOND_DENOM}},
-            {"stream": "bank/balances", "params": {"address": address("bob")}},
-            {"stream": "staking/delegations", "params": {"delegator": address("carol")}},
-            {"stream": "staking/unbonding-delegations", "params": {"delegator": address("alice")}},
-        ],
+        "subs": subs,
         "backoff": {"initialMs": 100, "maxMs": 400},
         "keepaliveIntervalMs": 500,
         "keepaliveTimeoutMs": 1000,
@@ -185,36 +203,22 @@ async fn expiring_tokens(wire: Wire) {
         .simulate(10)
         .rpc("max_subscriptions_per_client", 0);
     let run = Run::start(with_auth(options, dir.path())).await;
-    let keys = [
-        StreamKey::balance("alice", BOND_DENOM),
-        StreamKey::all_balances("bob"),
-        StreamKey::delegations("carol"),
-        StreamKey::unbonding_delegations("alice"),
-    ];
-    let (endpoint, transport, checked_as) = match wire {
-        Wire::WebSocket => (
-            format!("ws://{}", run.node.api_addr()),
-            "websocket",
-            Transport::WsMux,
-        ),
-        Wire::Sse => (
-            format!("http://{}", run.node.api_addr()),
-            "sse",
-            Transport::Sse,
-        ),
+    let (keys, mut subs) = followed();
+    let endpoint = match wire {
+        Wire::WebSocket => format!("ws://{}", run.node.api_addr()),
+        Wire::Sse => format!("http://{}", run.node.api_addr()),
     };
+    let (transport, checked_as) = wire.names();
+    // A fifth subscription, whose token only allows bob's address while it follows alice.
     let narrowed = keys.len();
+    subs.push(json!({
+        "stream": "bank/balances", "params": {"address": address("alice")},
+        "claims": {"stream": {"addresses": [address("bob")]}},
+    }));
     let config = json!({
         "transport": transport,
         "endpoints": [endpoint],
-        "subs": [
-            {"stream": "bank/balance", "params": {"address": address("alice"), "denom": BOND_DENOM}},
-            {"stream": "bank/balances", "params": {"address": address("bob")}},
-            {"stream": "staking/delegations", "params": {"delegator": address("carol")}},
-            {"stream": "staking/unbonding-delegations", "params": {"delegator": address("alice")}},
-            {"stream": "bank/balances", "params": {"address": address("alice")},
-             "claims": {"stream": {"addresses": [address("bob")]}}},
-        ],
+        "subs": subs,
         "backoff": {"initialMs": 100, "maxMs": 400},
         "auth": {"secret": SECRET, "ttlSeconds": TOKEN_SECS},
     });

@@ -51,32 +51,18 @@ struct Block {
 }
 
 /// `curl -N URL` (exactly the README's form), read block by block.
-struct Follow {
-    _child: tokio::process::Child,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-}
+struct Follow(CurlN);
 
 impl Follow {
     fn start(url: &str) -> Follow {
-        let mut child = Command::new(CURL.require())
-            .args(["-N", "-s", url])
-            .stdout(Stdio::piped())
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("run curl -N");
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Follow {
-            _child: child,
-            lines,
-        }
+        Follow(CurlN::follow(url, &[]))
     }
 
     /// The next block, within 10 s.
     async fn next(&mut self) -> Block {
         let mut b = Block::default();
         let read = async {
-            while let Some(line) = self.lines.next_line().await.expect("read curl") {
+            while let Some(line) = self.0.next_line().await {
                 if line.is_empty() {
                     return Some(std::mem::take(&mut b));
                 }

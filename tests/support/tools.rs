@@ -125,3 +125,38 @@ impl Tool {
         root.join(self.installed)
     }
 }
+
+/// `curl -N -s [-H header]... URL` (the README's SSE command), its output read line by line
+/// as it comes; curl is killed when this is dropped.
+pub struct CurlN {
+    _child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl CurlN {
+    pub fn follow(url: &str, headers: &[String]) -> CurlN {
+        use tokio::io::AsyncBufReadExt;
+        let mut command = tokio::process::Command::new(CURL.require());
+        command.args(["-N", "-s"]);
+        for h in headers {
+            command.args(["-H", h]);
+        }
+        let mut child = command
+            .arg(url)
+            .stdout(std::process::Stdio::piped())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("run curl -N");
+        let stdout = child.stdout.take().expect("curl stdout");
+        CurlN {
+            _child: child,
+            lines: tokio::io::BufReader::new(stdout).lines(),
+        }
+    }
+
+    /// The next line of the output; None when curl has ended.
+    pub async fn next_line(&mut self) -> Option<String> {
+        self.lines.next_line().await.expect("read curl")
+    }
+}

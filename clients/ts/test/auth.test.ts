@@ -10,9 +10,8 @@ import { httpFailure, sseUrl } from "../src/sse.js";
 import * as topics from "../src/topics.js";
 import { StreamError } from "../src/types.js";
 import { CLOSE_TOKEN_EXPIRED, closeFailure, WebSocketTransport, wsFailure, wsUrl } from "../src/websocket.js";
-import { FakeSocket, FakeTransport, sleep } from "./fakes.js";
+import { ADDRESS, FakeSocket, FakeTransport, openRecorded, sleep } from "./fakes.js";
 
-const ADDRESS = "juno1ccwqzcnvkdvxp7yql57gyxyy853vz4s36rn0am";
 const backoff = { initialMs: 10, maxMs: 40, jitter: 0.2 };
 
 test("URLs carry the token as ?token=, encoded, after since_height", () => {
@@ -46,25 +45,17 @@ test("expiry and missing tokens are retry; a token that does not allow the strea
 });
 
 test("the WebSocket transport opens /ws?token= and ends with retry on close 4001", () => {
-  const ends: unknown[] = [];
-  new WebSocketTransport({ WebSocket: FakeSocket }).open(
-    {
-      endpoint: "ws://node:1317",
-      topic: topics.balance(ADDRESS, "ujuno") as never,
-      since: 9,
-      token: "jwt-1",
-      connectTimeoutMs: 1000,
-      keepaliveIntervalMs: 1000,
-      keepaliveTimeoutMs: 1000,
-    },
-    { open: () => {}, update: () => {}, end: (f) => ends.push(f) },
-  );
+  const transport = new WebSocketTransport({ WebSocket: FakeSocket });
+  const { events } = openRecorded(transport, "ws://node:1317", 9, { token: "jwt-1" });
   const socket = FakeSocket.last as FakeSocket;
   assert.equal(socket.url, "ws://node:1317/ws?token=jwt-1");
   socket.onopen?.({});
   socket.receive({ id: 1, result: { subscription: "s1" } });
   socket.onclose?.({ code: 4001, reason: "token expired" });
-  assert.deepEqual(ends, [{ kind: "retry", message: "close 4001 (token expired): token expired" }]);
+  assert.deepEqual(events, [
+    ["open"],
+    ["end", { kind: "retry", message: "close 4001 (token expired): token expired" }],
+  ]);
 });
 
 test("a token function is asked at every attempt and an expiry resumes with the new token", async () => {

@@ -1,8 +1,43 @@
 // Test doubles: a transport whose streams a test drives by hand, and a WebSocket that records
 // what is sent and lets a test deliver messages and closes.
 
+import * as topics from "../src/topics.js";
 import type { Failure, OpenRequest, StreamHandle, StreamHandlers, Transport } from "../src/transport.js";
 import type { WebSocketLike } from "../src/websocket.js";
+
+/** The address the tests stream. */
+export const ADDRESS = "juno1ccwqzcnvkdvxp7yql57gyxyy853vz4s36rn0am";
+
+/** What a stream's handlers were told, in order. */
+export type Recorded = ["open"] | ["update", unknown] | ["end", Failure];
+
+/** Opens the ujuno balance of `ADDRESS` on `transport` at `endpoint` from `since` (1 s
+ * deadlines unless `extra` says otherwise), recording what its handlers are told. */
+export function openRecorded(
+  transport: Transport,
+  endpoint: string,
+  since: number | undefined,
+  extra: Partial<OpenRequest> = {},
+) {
+  const events: Recorded[] = [];
+  const handle = transport.open(
+    {
+      endpoint,
+      topic: topics.balance(ADDRESS, "ujuno") as never,
+      since,
+      connectTimeoutMs: 1000,
+      keepaliveIntervalMs: 1000,
+      keepaliveTimeoutMs: 1000,
+      ...extra,
+    },
+    {
+      open: () => events.push(["open"]),
+      update: (d) => events.push(["update", d]),
+      end: (f) => events.push(["end", f]),
+    },
+  );
+  return { events, handle };
+}
 
 /** One stream the client opened on a `FakeTransport`. */
 export class FakeStream implements StreamHandle {

@@ -10,9 +10,7 @@ import { EventStreamParser, type ServerSentEvent } from "../src/event-stream.js"
 import { type FetchLike, SseTransport, httpFailure, retryAfterMs, sseUrl, staleAfterMs } from "../src/sse.js";
 import * as topics from "../src/topics.js";
 import type { Failure, OpenRequest } from "../src/transport.js";
-import { sleep } from "./fakes.js";
-
-const ADDRESS = "juno1ccwqzcnvkdvxp7yql57gyxyy853vz4s36rn0am";
+import { ADDRESS, openRecorded, sleep } from "./fakes.js";
 
 function parse(chunks: string[]) {
   const events: ServerSentEvent[] = [];
@@ -156,24 +154,8 @@ class FakeFetch {
 }
 
 function open(fake: FakeFetch, since: number | undefined, extra: Partial<OpenRequest> = {}) {
-  const events: Array<["open"] | ["update", unknown] | ["end", Failure]> = [];
-  const handle = new SseTransport({ fetch: fake.fetch, pingIntervalMs: 50 }).open(
-    {
-      endpoint: "http://node:1317",
-      topic: topics.balance(ADDRESS, "ujuno") as never,
-      since,
-      connectTimeoutMs: 1000,
-      keepaliveIntervalMs: 1000,
-      keepaliveTimeoutMs: 1000,
-      ...extra,
-    },
-    {
-      open: () => events.push(["open"]),
-      update: (d) => events.push(["update", d]),
-      end: (f) => events.push(["end", f]),
-    },
-  );
-  return { events, handle };
+  const transport = new SseTransport({ fetch: fake.fetch, pingIntervalMs: 50 });
+  return openRecorded(transport, "http://node:1317", since, extra);
 }
 
 test("streams updates; an event cut mid-way waits for its end; a stream ending is retry", async () => {

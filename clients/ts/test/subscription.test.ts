@@ -8,9 +8,7 @@ import { Backoff } from "../src/backoff.js";
 import { StreamClient } from "../src/client.js";
 import type { ConnectionState, Update } from "../src/types.js";
 import { StreamError } from "../src/types.js";
-import { FakeTransport, sleep } from "./fakes.js";
-
-const ADDRESS = "juno1ccwqzcnvkdvxp7yql57gyxyy853vz4s36rn0am";
+import { ADDRESS, FakeTransport, sleep } from "./fakes.js";
 
 function client(transport: FakeTransport, extra: Partial<ConstructorParameters<typeof StreamClient>[0]> = {}) {
   return new StreamClient({

@@ -4,32 +4,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import * as topics from "../src/topics.js";
 import type { Failure, OpenRequest } from "../src/transport.js";
 import { WebSocketTransport, wsFailure } from "../src/websocket.js";
-import { FakeSocket, sleep } from "./fakes.js";
-
-const ADDRESS = "juno1ccwqzcnvkdvxp7yql57gyxyy853vz4s36rn0am";
+import { ADDRESS, FakeSocket, openRecorded, sleep } from "./fakes.js";
 
 function open(since: number | undefined, extra: Partial<OpenRequest> = {}) {
-  const events: Array<["open"] | ["update", unknown] | ["end", Failure]> = [];
   const transport = new WebSocketTransport({ WebSocket: FakeSocket });
-  const handle = transport.open(
-    {
-      endpoint: "ws://node:1317/",
-      topic: topics.balance(ADDRESS, "ujuno") as never,
-      since,
-      connectTimeoutMs: 1000,
-      keepaliveIntervalMs: 1000,
-      keepaliveTimeoutMs: 1000,
-      ...extra,
-    },
-    {
-      open: () => events.push(["open"]),
-      update: (d) => events.push(["update", d]),
-      end: (f) => events.push(["end", f]),
-    },
-  );
+  const { events, handle } = openRecorded(transport, "ws://node:1317/", since, extra);
   const socket = FakeSocket.last as FakeSocket;
   return { events, handle, socket };
 }
