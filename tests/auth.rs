@@ -13,7 +13,6 @@ mod support;
 mod ws_support;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
@@ -23,8 +22,6 @@ use stream_proto::juno::stream::v1::{StreamAllBalancesRequest, StreamBalanceRequ
 use support::accounts::{BOND_DENOM, address};
 use support::tools::CurlN;
 use support::{TestNode, TestNodeOptions};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 use ws_support::client::WsClient;
 use ws_support::http::get_from;
 use ws_support::loopback;

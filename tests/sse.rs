@@ -9,14 +9,12 @@
 mod support;
 mod ws_support;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use support::accounts::{address, valoper};
-use support::tools::CURL;
+use support::tools::{CURL, CurlN};
 use support::{TestNode, TestNodeOptions};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use ws_support::expected::WsStream;
 use ws_support::metrics::wait_until;
